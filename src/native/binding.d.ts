@@ -1,0 +1,64 @@
+// The TypeScript face of build/Release/tsrun.node; keep in step with native/*.cc.
+
+export interface SyncMessage {
+  type: number;
+  step: number;
+  err: number;
+  value: number;
+  /** A passed fd (SCM_RIGHTS), or -1. */
+  fd: number;
+}
+
+export interface WaitStatus {
+  /** 0 when still running (noHang). */
+  pid: number;
+  /** Exit code, or 128 + signal when killed. */
+  code?: number;
+  signal?: number;
+}
+
+export interface SeccompProfileNative {
+  defaultAction: number;
+  arches: string[];
+  rules: Array<{
+    syscall: string;
+    action: number;
+    args: Array<{ index: number; op: number; value: bigint | number; valueTwo: bigint | number }>;
+  }>;
+}
+
+export interface SeccompConstants {
+  SCMP_ACT_KILL_PROCESS: number;
+  SCMP_ACT_KILL_THREAD: number;
+  SCMP_ACT_KILL: number;
+  SCMP_ACT_TRAP: number;
+  SCMP_ACT_ERRNO: number;
+  SCMP_ACT_TRACE: number;
+  SCMP_ACT_ALLOW: number;
+  SCMP_ACT_LOG: number;
+  SCMP_CMP_NE: number;
+  SCMP_CMP_LT: number;
+  SCMP_CMP_LE: number;
+  SCMP_CMP_EQ: number;
+  SCMP_CMP_GE: number;
+  SCMP_CMP_GT: number;
+  SCMP_CMP_MASKED_EQ: number;
+}
+
+export interface NativeBinding {
+  spawn(plan: Buffer, cgroupFd: number): { pid: number; syncFd: number };
+  recvMsg(fd: number, timeoutMs: number): SyncMessage | null;
+  sendMsg(fd: number, type: number, value?: number): void;
+  waitPid(pid: number, noHang: boolean): WaitStatus;
+  waitPidAsync(pid: number): Promise<WaitStatus>;
+  pidfdOpen(pid: number): number;
+  pidfdSignal(pidfd: number, signal: number): void;
+  pollReadable(fd: number, timeoutMs: number): boolean;
+  lockFile(path: string, timeoutMs: number): number;
+  mkfifo(path: string, mode: number): void;
+  connectUnix(path: string): number;
+  setWinsize(fd: number, rows: number, cols: number): void;
+  close(fd: number): void;
+  seccompCompile(profile: SeccompProfileNative): { bpf: Buffer; skipped: string[] };
+  seccompActions(): SeccompConstants;
+}
