@@ -4,11 +4,12 @@
 #include <cstring>
 
 Napi::Error SystemError(Napi::Env env, int err, const char* syscall, const char* path) {
-  std::string msg = std::string(syscall) + ": " + strerrorname_np(err) + " (" + strerror(err) + ")";
+  const char* name = strerrorname_np(err);
+  if (!name) name = "EUNKNOWN";
+  std::string msg = std::string(syscall) + ": " + name + " (" + strerror(err) + ")";
   if (path) msg += std::string(" `") + path + "`";
   Napi::Error e = Napi::Error::New(env, msg);
-  const char* name = strerrorname_np(err);
-  e.Set("code", Napi::String::New(env, name ? name : "EUNKNOWN"));
+  e.Set("code", Napi::String::New(env, name));
   e.Set("errno", Napi::Number::New(env, err));
   e.Set("syscall", Napi::String::New(env, syscall));
   if (path) e.Set("path", Napi::String::New(env, path));

@@ -723,7 +723,7 @@ static void step_fork(struct ctx* x) {
   struct clone_args a;
   memset(&a, 0, sizeof a);
   a.flags = CLONE_PARENT;
-  a.exit_signal = SIGCHLD; /* the real parent (Node, then the subreaper) gets SIGCHLD */
+  /* exit_signal must be 0 with CLONE_PARENT: the child inherits ours (SIGCHLD). */
   long pid = syscall(SYS_clone3, &a, sizeof a);
   if (pid < 0) fail(x, errno, D_NONE);
   if (pid > 0) {

@@ -179,7 +179,9 @@ function processSteps(p: Process, lastCap: number, preserveFds: number, seccomp:
   out.push(
     step('SETUSER', 'setresuid', [F.int(p.user.uid), F.int(p.user.gid), F.int(groups.length), ...groups.map((g) => F.int(g))], `${p.user.uid}:${p.user.gid}`),
   );
-  out.push(step('CAPS', 'capset', [F.int(mask(caps.effective)), F.int(mask(caps.permitted)), F.int(mask(caps.inheritable)), F.int(mask(caps.ambient))]));
+  // The kernel raises an ambient cap only if it is permitted and inheritable (see ambientDropped).
+  const ambient = mask(caps.ambient) & mask(caps.permitted) & mask(caps.inheritable);
+  out.push(step('CAPS', 'capset', [F.int(mask(caps.effective)), F.int(mask(caps.permitted)), F.int(mask(caps.inheritable)), F.int(ambient)]));
   if (nnp) out.push(step('NNP', 'prctl(PR_SET_NO_NEW_PRIVS)'));
   const args = p.args ?? [];
   const argv0 = args[0];
@@ -271,6 +273,13 @@ export function buildExecPlan(p: Process, inputs: ExecInputs): PlanStep[] {
   out.push(...ttySteps(p, inputs.consoleFd));
   out.push(...processSteps(p, inputs.lastCap, inputs.preserveFds, inputs.seccomp, -1, inputs.detach));
   return out;
+}
+
+/** Ambient caps that cannot be raised because they are not also permitted and inheritable. */
+export function ambientDropped(p: Process): string[] {
+  const c = p.capabilities ?? {};
+  const ok = new Set((c.permitted ?? []).filter((x) => (c.inheritable ?? []).includes(x)));
+  return (c.ambient ?? []).filter((x) => !ok.has(x));
 }
 
 /** "0 100000 65536\n" lines for /proc/<pid>/{uid,gid}_map. */

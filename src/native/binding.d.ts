@@ -36,6 +36,9 @@ export interface SeccompConstants {
   SCMP_ACT_TRACE: number;
   SCMP_ACT_ALLOW: number;
   SCMP_ACT_LOG: number;
+  SCMP_ACT_NOTIFY: number;
+  /** The libseccomp actually loaded, e.g. "2.5.4". */
+  version: string;
   SCMP_CMP_NE: number;
   SCMP_CMP_LT: number;
   SCMP_CMP_LE: number;

@@ -1,0 +1,261 @@
+// `create` and `run`: bundle → validated spec → resources opened in the parent → plan →
+// forked init, driven to READY. Every acquired resource registers its undo; a failure at
+// any point unwinds all of them, so a failed create leaves no state, cgroup or process.
+import { closeSync, constants, existsSync, openSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { requiredControllers } from '../cgroups/resources.js';
+import { resolveCgroupPath } from '../cgroups/paths.js';
+import { readLastCap } from '../linux/capabilities.js';
+import { ambientDropped, buildInitPlan, idMapText, type HookPoint, type NsJoin } from '../linux/plan.js';
+import { compileSeccomp } from '../linux/seccomp.js';
+import { native } from '../native/index.js';
+import { loadSpec } from '../spec/load.js';
+import type { HookName, OciState, Spec } from '../spec/types.js';
+import { TsrunError, wrap } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs-atomic.js';
+import type { RuntimeContext } from './context.js';
+import { runHooks } from './hooks.js';
+import { procStartTime } from './proc.js';
+import { SpawnSession, writeIdMaps } from './spawn-session.js';
+import type { ContainerRecord } from './state-store.js';
+import { Undo } from './undo.js';
+
+export const OCI_VERSION = '1.2.0';
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  pidFile?: string | undefined;
+  consoleSocket?: string | undefined;
+  preserveFds?: number | undefined;
+  noPivot?: boolean | undefined;
+  /** 'create' leaves the init blocked on exec.fifo; 'run' lets it exec at once. */
+  mode: 'create' | 'run';
+  /** The container must outlive this process (create, run --detach). */
+  detach: boolean;
+}
+
+export interface Created {
+  pid: number;
+  record: ContainerRecord;
+  /** The pty master, for run --tty without --console-socket. */
+  consoleFd: number;
+}
+
+export function ociState(rec: ContainerRecord, status: OciState['status']): OciState {
+  const s: OciState = {
+    ociVersion: OCI_VERSION,
+    id: rec.id,
+    pid: status === 'stopped' ? 0 : rec.pid,
+    status,
+    bundle: rec.bundle,
+    rootfs: rec.rootfs,
+    created: rec.created,
+    owner: rec.owner,
+  };
+  if (rec.config.annotations && Object.keys(rec.config.annotations).length) s.annotations = rec.config.annotations;
+  return s;
+}
+
+const NS_FILE: Record<string, string> = { mount: 'mnt', network: 'net', pid: 'pid', ipc: 'ipc', uts: 'uts', user: 'user', cgroup: 'cgroup', time: 'time' };
+export { NS_FILE };
+
+function openNamespaceJoins(spec: Spec, undo: Undo): NsJoin[] {
+  return (spec.linux?.namespaces ?? [])
+    .filter((n) => n.path)
+    .map((n) => {
+      let fd: number;
+      try {
+        fd = openSync(n.path!, constants.O_RDONLY);
+      } catch (e) {
+        throw wrap(e, `open ${n.type} namespace "${n.path}"`);
+      }
+      undo.always(() => closeSync(fd));
+      return { type: n.type, fd, path: n.path! };
+    });
+}
+
+function bindKinds(spec: Spec, bundle: string): Record<string, 'dir' | 'file'> {
+  const kinds: Record<string, 'dir' | 'file'> = {};
+  for (const m of spec.mounts ?? []) {
+    const bind = m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind');
+    if (!bind || !m.source) continue;
+    const src = resolve(bundle, m.source);
+    try {
+      kinds[src] = statSync(src).isDirectory() ? 'dir' : 'file';
+    } catch (e) {
+      throw wrap(e, `mount source "${src}" for "${m.destination}"`);
+    }
+  }
+  return kinds;
+}
+
+function checkTerminal(spec: Spec, o: CreateOptions): void {
+  const tty = spec.process?.terminal === true;
+  if (tty && !o.consoleSocket && o.detach) {
+    throw new TsrunError('ERR_INVALID_ARGUMENT', 'cannot allocate tty if tsrun will detach without setting console socket');
+  }
+  if (!tty && o.consoleSocket) {
+    throw new TsrunError('ERR_INVALID_ARGUMENT', 'cannot use console socket if tsrun will not detach or allocate tty');
+  }
+}
+
+function writePidFile(path: string, pid: number): void {
+  try {
+    writeFileAtomic(resolve(path), String(pid), 0o644);
+  } catch (e) {
+    throw wrap(e, `write pid file "${path}"`);
+  }
+}
+
+export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Promise<Created> {
+  const bundle = resolve(o.bundle);
+  const { spec, warnings } = loadSpec(bundle);
+  for (const w of warnings) ctx.log.warn(w);
+  checkTerminal(spec, o);
+  const dropped = ambientDropped(spec.process!);
+  if (dropped.length) ctx.log.warn(`ambient capabilities ${dropped.join(', ')} are not also permitted and inheritable: not raised`);
+  const release = ctx.store.lock(o.id);
+  const undo = new Undo();
+  let session: SpawnSession | undefined;
+  try {
+    ctx.store.reserve(o.id);
+    undo.onFail(() => ctx.store.remove(o.id));
+
+    const rootfs = resolve(bundle, spec.root!.path);
+    if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) {
+      throw new TsrunError('ERR_INVALID_CONFIG', `"root.path" ${rootfs} is not a directory`, { path: rootfs });
+    }
+
+    // cgroup: refuse limits we cannot apply; place the init with CLONE_INTO_CGROUP.
+    const cgroupPath = ctx.cgroup ? resolveCgroupPath(spec.linux?.cgroupsPath, o.id, ctx.systemdCgroup) : null;
+    const need = requiredControllers(spec.linux?.resources);
+    if (need.size) {
+      const have = new Set(ctx.cgroup?.rootControllers() ?? []);
+      const missing = [...need.keys()].filter((c) => !have.has(c));
+      const fields = [...need.entries()].filter(([c]) => missing.includes(c)).flatMap(([, f]) => f);
+      if (missing.length || !ctx.cgroup) {
+        throw new TsrunError(
+          'ERR_CGROUP',
+          `cannot apply linux.resources (${fields.join(', ')}): cgroup v2 controller(s) ${missing.join(', ')} not available${ctx.cgroup ? ` in ${ctx.cgroup.mount}` : ': no cgroup v2 hierarchy is mounted'}`,
+          { hint: 'this host keeps those controllers in cgroup v1; boot with systemd.unified_cgroup_hierarchy=1 (or cgroup_no_v1=all) to move them to cgroup v2, or run without resource limits' },
+        );
+      }
+      throw new TsrunError('ERR_UNSUPPORTED', `linux.resources (${[...need.values()].flat().join(', ')}) are not applied by this version of tsrun yet`);
+    }
+    let cgroupFd = -1;
+    if (ctx.cgroup && cgroupPath) {
+      const cg = ctx.cgroup;
+      const existed = cg.exists(cgroupPath);
+      cg.create(cgroupPath);
+      if (!existed) undo.onFail(() => cg.destroy(cgroupPath));
+      cgroupFd = cg.openDir(cgroupPath);
+      undo.always(() => closeSync(cgroupFd));
+    } else {
+      ctx.log.warn('no cgroup v2 hierarchy is mounted: the container is not placed in a cgroup (pause, resume and kill --all are unavailable)');
+    }
+    if ((spec.linux?.resources?.devices ?? []).length) {
+      ctx.log.debug('linux.resources.devices: /dev is a fresh tmpfs holding only the allowed devices; the eBPF device filter is not applied yet');
+    }
+
+    let fifoFd = -1;
+    if (o.mode === 'create') {
+      const fifo = ctx.store.fifoPath(o.id);
+      native.mkfifo(fifo, 0o622);
+      fifoFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      undo.always(() => closeSync(fifoFd));
+      // A write end held by the init itself keeps its read() blocking until `start` writes.
+      const w = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+      undo.always(() => closeSync(w));
+    }
+    let consoleFd = -1;
+    if (o.consoleSocket) {
+      try {
+        consoleFd = native.connectUnix(resolve(o.consoleSocket));
+      } catch (e) {
+        throw wrap(e, `connect to console socket "${o.consoleSocket}"`);
+      }
+      const fd = consoleFd;
+      undo.always(() => native.close(fd));
+    }
+    const joins = openNamespaceJoins(spec, undo);
+    const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
+    if (seccomp?.skipped.length) ctx.log.debug(`seccomp: syscalls unknown to libseccomp skipped: ${seccomp.skipped.join(' ')}`);
+    const hooks = spec.hooks ?? {};
+    const hookPoints: HookPoint[] = [];
+    if (hooks.prestart?.length || hooks.createRuntime?.length) hookPoints.push('createRuntime');
+    if (hooks.createContainer?.length) hookPoints.push('createContainer');
+
+    const steps = buildInitPlan(spec, {
+      rootfs,
+      bundle,
+      lastCap: readLastCap(),
+      joins,
+      fifoFd,
+      consoleFd,
+      preserveFds: o.preserveFds ?? 0,
+      ...(seccomp ? { seccomp: { bpf: seccomp.bpf, flags: seccomp.flags } } : {}),
+      bindKinds: bindKinds(spec, bundle),
+      hookPoints,
+      detach: o.detach,
+      noPivot: o.noPivot ?? false,
+    });
+
+    const record: ContainerRecord = {
+      id: o.id,
+      phase: 'creating',
+      pid: 0,
+      startTime: '',
+      bundle,
+      rootfs,
+      created: new Date().toISOString(),
+      owner: '',
+      cgroupPath,
+      config: spec,
+      creatorPid: process.pid,
+    };
+    ctx.store.write(record);
+
+    session = SpawnSession.start(steps, cgroupFd);
+    const s = session;
+    undo.onFail(() => s.abort());
+    let ptyMaster = -1;
+    const runHook = async (kind: HookName, pid: number) =>
+      runHooks(kind, hooks[kind], ociState({ ...record, pid }, 'creating'), { cwd: bundle, onWarning: (m) => ctx.log.warn(m) });
+    await session.untilReady({
+      onMapRequest: (pid) => writeSpecIdMaps(spec, pid),
+      onHook: async (point, pid) => {
+        if (point === 'createRuntime') {
+          await runHook('prestart', pid);
+          await runHook('createRuntime', pid);
+        } else {
+          await runHook('createContainer', pid);
+        }
+      },
+      onConsole: (fd) => {
+        ptyMaster = fd;
+      },
+    });
+
+    record.pid = session.initPid;
+    record.startTime = procStartTime(record.pid) ?? '';
+    record.phase = 'created';
+    ctx.store.write(record);
+    if (o.pidFile) writePidFile(o.pidFile, record.pid);
+    session.go();
+    if (o.mode === 'run') session.waitExec();
+    session.close();
+    for (const err of undo.commit()) ctx.log.warn(`create: ${err.message}`);
+    return { pid: record.pid, record, consoleFd: ptyMaster };
+  } catch (e) {
+    const err = e instanceof TsrunError ? e : wrap(e, `create container "${o.id}"`);
+    err.cleanupErrors.push(...undo.rollback());
+    throw err;
+  } finally {
+    release();
+  }
+}
+
+function writeSpecIdMaps(spec: Spec, pid: number): void {
+  writeIdMaps(pid, idMapText(spec.linux?.uidMappings), idMapText(spec.linux?.gidMappings));
+}

@@ -1,0 +1,189 @@
+// The operations on an existing container: state, start, kill, delete, pause/resume, ps,
+// list. Status is derived from the live process (pid + start time), the exec fifo and
+// cgroup.freeze, never trusted from a file (crun's libcrun_check_pid_valid).
+import { closeSync, constants, existsSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { native } from '../native/index.js';
+import type { ContainerStatus, OciState } from '../spec/types.js';
+import { isErrno, TsrunError, wrap } from '../util/errors.js';
+import type { RuntimeContext } from './context.js';
+import { ociState } from './create.js';
+import { runHooks } from './hooks.js';
+import { isAlive } from './proc.js';
+import type { ContainerRecord } from './state-store.js';
+
+export function statusOf(ctx: RuntimeContext, rec: ContainerRecord): ContainerStatus {
+  if (rec.phase === 'creating') {
+    return rec.pid === 0 && existsSync(`/proc/${rec.creatorPid}`) ? 'creating' : 'stopped';
+  }
+  if (!isAlive(rec.pid, rec.startTime)) return 'stopped';
+  if (existsSync(ctx.store.fifoPath(rec.id))) return 'created';
+  if (ctx.cgroup && rec.cgroupPath && ctx.cgroup.isFrozen(rec.cgroupPath)) return 'paused';
+  return 'running';
+}
+
+export function getState(ctx: RuntimeContext, id: string): OciState {
+  const rec = ctx.store.read(id);
+  return ociState(rec, statusOf(ctx, rec));
+}
+
+export function listStates(ctx: RuntimeContext): OciState[] {
+  const out: OciState[] = [];
+  for (const id of ctx.store.ids()) {
+    try {
+      out.push({ ...getState(ctx, id), owner: 'root' });
+    } catch {
+      /* removed meanwhile, or mid-create without a state file yet */
+    }
+  }
+  return out;
+}
+
+export async function startContainer(ctx: RuntimeContext, id: string): Promise<void> {
+  const release = ctx.store.lock(id);
+  let rec: ContainerRecord;
+  try {
+    rec = ctx.store.read(id);
+    const status = statusOf(ctx, rec);
+    if (status !== 'created') {
+      throw new TsrunError('ERR_INVALID_STATE', status === 'stopped' ? 'cannot start a container that has stopped' : `cannot start an already ${status} container`);
+    }
+    const fifo = ctx.store.fifoPath(id);
+    let fd: number;
+    try {
+      fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (e) {
+      // ENXIO: no reader, the init is gone.
+      if (isErrno(e, 'ENXIO')) throw new TsrunError('ERR_CONTAINER_NOT_RUNNING', 'cannot start a container that has stopped');
+      throw wrap(e, `open ${fifo}`);
+    }
+    try {
+      writeSync(fd, '0');
+    } finally {
+      closeSync(fd);
+    }
+    unlinkSync(fifo);
+  } finally {
+    release();
+  }
+  await runHooks('poststart', rec.config.hooks?.poststart, ociState(rec, 'running'), { cwd: rec.bundle, onWarning: (m) => ctx.log.warn(m) });
+}
+
+/** Signal exactly the recorded init: a pidfd, checked against the start time after opening. */
+function signalInit(rec: ContainerRecord, signal: number): void {
+  let pidfd: number;
+  try {
+    pidfd = native.pidfdOpen(rec.pid);
+  } catch {
+    throw new TsrunError('ERR_CONTAINER_NOT_RUNNING', 'container not running');
+  }
+  try {
+    if (!isAlive(rec.pid, rec.startTime)) throw new TsrunError('ERR_CONTAINER_NOT_RUNNING', 'container not running');
+    native.pidfdSignal(pidfd, signal);
+  } catch (e) {
+    if (e instanceof TsrunError) throw e;
+    if (isErrno(e, 'ESRCH')) throw new TsrunError('ERR_CONTAINER_NOT_RUNNING', 'container not running');
+    throw wrap(e, `signal container init ${rec.pid}`);
+  } finally {
+    native.close(pidfd);
+  }
+}
+
+export function killContainer(ctx: RuntimeContext, id: string, signal: number, all: boolean): void {
+  const rec = ctx.store.read(id);
+  const status = statusOf(ctx, rec);
+  if (all) {
+    // Must succeed on a stopped container: CRI sends kill --all after the init died.
+    if (ctx.cgroup && rec.cgroupPath && ctx.cgroup.exists(rec.cgroupPath)) ctx.cgroup.killAll(rec.cgroupPath, signal);
+    else if (status !== 'stopped') signalInit(rec, signal);
+    return;
+  }
+  if (status === 'stopped' || status === 'creating') throw new TsrunError('ERR_CONTAINER_NOT_RUNNING', 'container not running');
+  signalInit(rec, signal);
+}
+
+/** Wait (without being its parent) until the init is gone. */
+function waitGone(rec: ContainerRecord, timeoutMs: number): boolean {
+  let pidfd: number;
+  try {
+    pidfd = native.pidfdOpen(rec.pid);
+  } catch {
+    return true;
+  }
+  try {
+    if (native.pollReadable(pidfd, timeoutMs)) return true;
+    return !isAlive(rec.pid, rec.startTime);
+  } finally {
+    native.close(pidfd);
+  }
+}
+
+export async function deleteContainer(ctx: RuntimeContext, id: string, force: boolean): Promise<void> {
+  const release = ctx.store.lock(id);
+  let rec: ContainerRecord;
+  try {
+    try {
+      rec = ctx.store.read(id);
+    } catch (e) {
+      if (e instanceof TsrunError && e.code === 'ERR_CONTAINER_NOT_FOUND' && force) {
+        ctx.store.remove(id);
+        return;
+      }
+      throw e;
+    }
+    const status = statusOf(ctx, rec);
+    if ((status === 'running' || status === 'paused') && !force) {
+      throw new TsrunError('ERR_INVALID_STATE', `cannot delete container ${id} that is not stopped: ${status}`);
+    }
+    const cg = ctx.cgroup && rec.cgroupPath && ctx.cgroup.exists(rec.cgroupPath) ? ctx.cgroup : null;
+    if (status !== 'stopped') {
+      if (cg) cg.killAll(rec.cgroupPath!, 9);
+      else {
+        try {
+          signalInit(rec, 9);
+        } catch {
+          /* exited meanwhile */
+        }
+      }
+      if (!waitGone(rec, 10_000)) throw new TsrunError('ERR_INVALID_STATE', `container ${id} init ${rec.pid} did not exit after SIGKILL`);
+    }
+    if (cg) {
+      cg.killAll(rec.cgroupPath!, 9); // leftovers of a container that shared its pid namespace
+      cg.destroy(rec.cgroupPath!);
+    }
+    ctx.store.remove(id);
+  } finally {
+    release();
+  }
+  await runHooks('poststop', rec.config.hooks?.poststop, ociState(rec, 'stopped'), { cwd: rec.bundle, onWarning: (m) => ctx.log.warn(m) });
+}
+
+function requireCgroup(ctx: RuntimeContext, rec: ContainerRecord, what: string): string {
+  if (!ctx.cgroup || !rec.cgroupPath) {
+    throw new TsrunError('ERR_UNSUPPORTED', `cannot ${what} container ${rec.id}: it is not in a cgroup v2 hierarchy`, {
+      hint: 'mount cgroup2 (hybrid hosts have it at /sys/fs/cgroup/unified)',
+    });
+  }
+  return rec.cgroupPath;
+}
+
+export function pauseContainer(ctx: RuntimeContext, id: string): void {
+  const rec = ctx.store.read(id);
+  const status = statusOf(ctx, rec);
+  if (status !== 'running' && status !== 'created') throw new TsrunError('ERR_INVALID_STATE', `container ${id} is not running: ${status}`);
+  ctx.cgroup!.freeze(requireCgroup(ctx, rec, 'pause'), true);
+}
+
+export function resumeContainer(ctx: RuntimeContext, id: string): void {
+  const rec = ctx.store.read(id);
+  const status = statusOf(ctx, rec);
+  if (status !== 'paused') throw new TsrunError('ERR_INVALID_STATE', `container ${id} is not paused: ${status}`);
+  ctx.cgroup!.freeze(requireCgroup(ctx, rec, 'resume'), false);
+}
+
+/** Host pids in the container's cgroup; null when stopped (runc prints `null`). */
+export function containerPids(ctx: RuntimeContext, id: string): number[] | null {
+  const rec = ctx.store.read(id);
+  if (statusOf(ctx, rec) === 'stopped') return null;
+  if (ctx.cgroup && rec.cgroupPath) return ctx.cgroup.procs(rec.cgroupPath);
+  return [rec.pid];
+}
