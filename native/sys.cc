@@ -161,21 +161,28 @@ static Napi::Value JsPollReadable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), r > 0);
 }
 
-// lockFile(path, timeoutMs) -> fd holding an exclusive flock (released by closing it).
+// lockFile(path, timeoutMs) -> fd holding an exclusive lock (released by closing it).
+// A POSIX record lock, not flock: record locks are not inherited by fork, so the container
+// init (which holds every parent fd until it execs) never keeps the lock alive.
 static Napi::Value JsLockFile(const Napi::CallbackInfo& info) {
   std::string path = ArgStr(info, 0, "path");
   int timeout = ArgInt(info, 1, "timeoutMs");
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) throw SystemError(info.Env(), errno, "open", path.c_str());
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
-  while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+  while (fcntl(fd, F_SETLK, &fl) < 0) {
     int err = errno;
     clock_gettime(CLOCK_MONOTONIC, &now);
     long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-    if (err != EWOULDBLOCK || ms >= timeout) {
+    bool busy = err == EAGAIN || err == EACCES;
+    if (!busy || ms >= timeout) {
       close(fd);
-      throw SystemError(info.Env(), err == EWOULDBLOCK ? ETIMEDOUT : err, "flock", path.c_str());
+      throw SystemError(info.Env(), busy ? ETIMEDOUT : err, "fcntl(F_SETLK)", path.c_str());
     }
     usleep(2000);
   }

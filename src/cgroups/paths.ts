@@ -11,7 +11,7 @@ export const DEFAULT_PARENT = 'tsrun';
  */
 export function resolveCgroupPath(cgroupsPath: string | undefined, id: string, systemd = false): string {
   if (systemd && cgroupsPath) return systemdPath(cgroupsPath);
-  const raw = cgroupsPath ?? `${DEFAULT_PARENT}/${id}`;
+  const raw = cgroupsPath ?? id;
   const joined = raw.startsWith('/') ? raw : `${DEFAULT_PARENT}/${raw}`;
   const norm = posix.normalize(joined).replace(/^\/+/, '').replace(/\/+$/, '');
   if (!norm || norm === '.' || norm.split('/').includes('..')) {
