@@ -114,7 +114,8 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
   for (const w of warnings) ctx.log.warn(w);
   checkTerminal(spec, o);
   const dropped = ambientDropped(spec.process!);
-  if (dropped.length) ctx.log.warn(`ambient capabilities ${dropped.join(', ')} are not also permitted and inheritable: not raised`);
+  // For uid 0 ambient caps change nothing (exec grants root the bounding set): no noise.
+  if (dropped.length && spec.process!.user.uid !== 0) ctx.log.warn(`ambient capabilities ${dropped.join(', ')} are not also permitted and inheritable: not raised`);
   const release = ctx.store.lock(o.id);
   const undo = new Undo();
   let session: SpawnSession | undefined;
