@@ -53,6 +53,8 @@ export interface InitInputs {
   /** Kind of each bind source, by resolved host path (the caller stats them). */
   bindKinds: Record<string, 'dir' | 'file'>;
   hookPoints: HookPoint[];
+  /** The container's own cgroup v2 directory on the host, if it has one. */
+  cgroupDir?: string | undefined;
   /** True when the container must outlive the calling process (create, run --detach). */
   detach: boolean;
   noPivot?: boolean;
@@ -87,6 +89,17 @@ export function processPath(env: string[] | undefined): string {
 function joinSteps(joins: NsJoin[]): PlanStep[] {
   const sorted = [...joins].sort((a, b) => JOIN_ORDER.indexOf(a.type) - JOIN_ORDER.indexOf(b.type));
   return sorted.map((j) => step('SETNS', `setns(${j.type})`, [F.int(j.fd), F.int(CLONE_NEW[j.type])], j.path));
+}
+
+/**
+ * A "cgroup" mount shows the container's own cgroup. With a cgroup namespace that is a
+ * cgroup2 mount; without one, cgroup2 would show the host's whole tree (and cannot be
+ * mounted at all from a user namespace), so the container's directory is bound instead.
+ */
+function cgroupMount(m: Mount, hasCgroupNs: boolean, inputs: InitInputs): Mount {
+  if (hasCgroupNs || !inputs.cgroupDir) return m;
+  const keep = (m.options ?? []).filter((o) => ['ro', 'nosuid', 'nodev', 'noexec'].includes(o));
+  return { destination: m.destination, type: 'bind', source: inputs.cgroupDir, options: ['rbind', ...keep] };
 }
 
 function mountSteps(m: Mount, i: number, inputs: InitInputs): PlanStep[] {
@@ -235,7 +248,7 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
   const devMount = mounts.find((m) => posix.normalize(m.destination) === '/dev')!;
   const devIsOurs = devMount.type === 'tmpfs';
   mounts.forEach((m, i) => {
-    out.push(...mountSteps(m, i, inputs));
+    out.push(...mountSteps(m.type === 'cgroup' ? cgroupMount(m, fresh.has('cgroup'), inputs) : m, i, inputs));
     // Devices and links go in right after /dev, before anything can be mounted beneath it.
     if (m === devMount && devIsOurs) {
       out.push(...deviceSteps(mergedDevices(spec)));

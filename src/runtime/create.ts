@@ -145,6 +145,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       throw new TsrunError('ERR_UNSUPPORTED', `linux.resources (${[...need.values()].flat().join(', ')}) are not applied by this version of tsrun yet`);
     }
     let cgroupFd = -1;
+    const cgroupDir = ctx.cgroup && cgroupPath ? ctx.cgroup.path(cgroupPath) : undefined;
     if (ctx.cgroup && cgroupPath) {
       const cg = ctx.cgroup;
       const existed = cg.exists(cgroupPath);
@@ -196,7 +197,8 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       consoleFd,
       preserveFds: o.preserveFds ?? 0,
       ...(seccomp ? { seccomp: { bpf: seccomp.bpf, flags: seccomp.flags } } : {}),
-      bindKinds: bindKinds(spec, bundle),
+      bindKinds: { ...bindKinds(spec, bundle), ...(cgroupDir ? { [cgroupDir]: 'dir' as const } : {}) },
+      cgroupDir,
       hookPoints,
       detach: o.detach,
       noPivot: o.noPivot ?? false,

@@ -5,7 +5,8 @@ import { native } from '../../native/index.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
-function proxyPty(master: number): () => void {
+/** Proxies stdio to the pty; the returned function drains what is left, then tears down. */
+function proxyPty(master: number): () => Promise<void> {
   const input = new ReadStream(master);
   const output = new WriteStream(master);
   const stdin = process.stdin;
@@ -16,10 +17,16 @@ function proxyPty(master: number): () => void {
   };
   resize();
   process.stdout.on('resize', resize);
-  input.on('error', () => {}); // EIO once the last slave fd closes
+  // The master reads EIO once the last slave fd is closed: that is the end of the output.
+  const ended = new Promise<void>((res) => {
+    input.on('error', () => res());
+    input.on('end', () => res());
+    input.on('close', () => res());
+  });
   input.pipe(process.stdout);
   stdin.pipe(output);
-  return () => {
+  return async () => {
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 2000).unref())]);
     stdin.unpipe(output);
     if (raw) stdin.setRawMode(false);
     stdin.pause();
@@ -46,7 +53,7 @@ export async function runForeground(pid: number, ptyMaster: number): Promise<num
     const st = await native.waitPidAsync(pid);
     return st.code ?? 1;
   } finally {
-    stop?.();
+    await stop?.();
     for (const [sig, h] of handlers) process.off(sig, h);
   }
 }
