@@ -863,6 +863,9 @@ static void run_step(struct ctx* x, int op, struct cur* c) {
     case OP_EXEC:
       step_exec(x, c);
       break;
+    case OP_STDIN:
+      if (dup2((int)rd_int(c), 0) < 0) fail(x, errno, D_NONE);
+      break;
     case OP_DUMPABLE:
       if (prctl(PR_SET_DUMPABLE, (int)rd_int(c), 0, 0, 0) < 0) fail(x, errno, D_NONE);
       break;

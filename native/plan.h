@@ -56,4 +56,5 @@ enum plan_op {
   OP_READY = 34,         /* int fifo_fd (-1: none), int clear_pdeathsig */
   OP_EXEC = 35,          /* list argv, list envp */
   OP_DUMPABLE = 36,      /* int value (prctl PR_SET_DUMPABLE) */
+  OP_STDIN = 37,         /* int fd: becomes fd 0 (hooks read the state from it) */
 };

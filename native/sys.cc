@@ -224,6 +224,16 @@ static Napi::Value JsSetWinsize(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// pipe() -> [readFd, writeFd], both CLOEXEC.
+static Napi::Value JsPipe(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) throw SystemError(info.Env(), errno, "pipe2");
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, fds[0]);
+  a.Set(1u, fds[1]);
+  return a;
+}
+
 // close(fd) without Node's fd bookkeeping (for fds the addon handed out).
 static Napi::Value JsClose(const Napi::CallbackInfo& info) {
   close(ArgInt(info, 0, "fd"));
@@ -243,4 +253,5 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("connectUnix", Napi::Function::New(env, JsConnectUnix, "connectUnix"));
   exports.Set("setWinsize", Napi::Function::New(env, JsSetWinsize, "setWinsize"));
   exports.Set("close", Napi::Function::New(env, JsClose, "close"));
+  exports.Set("pipe", Napi::Function::New(env, JsPipe, "pipe"));
 }

@@ -41,6 +41,7 @@ export const OP = {
   READY: 34,
   EXEC: 35,
   DUMPABLE: 36,
+  STDIN: 37,
 } as const;
 
 export type OpName = keyof typeof OP;

@@ -299,3 +299,18 @@ export function ambientDropped(p: Process): string[] {
 export function idMapText(maps: IdMapping[] | undefined): string {
   return (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
 }
+
+/** The plan for a hook that must run in the container's namespaces, state on stdin. */
+export function buildHookPlan(hook: { path: string; args?: string[] | undefined; env?: string[] | undefined }, joins: NsJoin[], stdinFd: number): PlanStep[] {
+  const args = hook.args?.length ? hook.args : [hook.path];
+  return [
+    step('DUMPABLE', 'prctl(PR_SET_DUMPABLE)', [F.int(0)]),
+    ...joinSteps(joins),
+    step('FORK', 'clone3(CLONE_PARENT)'),
+    step('STDIN', 'dup2', [F.int(stdinFd)]),
+    step('FIND_EXEC', 'stat', [F.str(hook.path), F.str('')], hook.path),
+    step('CLOSE_FDS', 'close_range', [F.int(3)]),
+    step('READY', 'sync', [F.int(-1), F.int(0)]),
+    step('EXEC', 'execve', [F.list(args), F.list(hook.env ?? [])], hook.path),
+  ];
+}

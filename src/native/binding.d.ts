@@ -62,6 +62,7 @@ export interface NativeBinding {
   connectUnix(path: string): number;
   setWinsize(fd: number, rows: number, cols: number): void;
   close(fd: number): void;
+  pipe(): [number, number];
   seccompCompile(profile: SeccompProfileNative): { bpf: Buffer; skipped: string[] };
   seccompActions(): SeccompConstants;
 }

@@ -14,6 +14,7 @@ import type { HookName, OciState, Spec } from '../spec/types.js';
 import { TsrunError, wrap } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import type { RuntimeContext } from './context.js';
+import { runHooksInContainer } from './container-hooks.js';
 import { runHooks } from './hooks.js';
 import { procStartTime } from './proc.js';
 import { SpawnSession, writeIdMaps } from './spawn-session.js';
@@ -57,8 +58,6 @@ export function ociState(rec: ContainerRecord, status: OciState['status']): OciS
   return s;
 }
 
-const NS_FILE: Record<string, string> = { mount: 'mnt', network: 'net', pid: 'pid', ipc: 'ipc', uts: 'uts', user: 'user', cgroup: 'cgroup', time: 'time' };
-export { NS_FILE };
 
 function openNamespaceJoins(spec: Spec, undo: Undo): NsJoin[] {
   return (spec.linux?.namespaces ?? [])
@@ -225,6 +224,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
     let ptyMaster = -1;
     const runHook = async (kind: HookName, pid: number) =>
       runHooks(kind, hooks[kind], ociState({ ...record, pid }, 'creating'), { cwd: bundle, onWarning: (m) => ctx.log.warn(m) });
+    const types = (spec.linux?.namespaces ?? []).map((n) => n.type);
     await session.untilReady({
       onMapRequest: (pid) => writeSpecIdMaps(spec, pid),
       onHook: async (point, pid) => {
@@ -232,7 +232,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
           await runHook('prestart', pid);
           await runHook('createRuntime', pid);
         } else {
-          await runHook('createContainer', pid);
+          await runHooksInContainer('createContainer', hooks.createContainer, ociState({ ...record, pid }, 'creating'), types);
         }
       },
       onConsole: (fd) => {
@@ -245,9 +245,13 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
     record.phase = 'created';
     ctx.store.write(record);
     if (o.pidFile) writePidFile(o.pidFile, record.pid);
+    if (o.mode === 'run') await runHooksInContainer('startContainer', hooks.startContainer, ociState(record, 'created'), types);
     session.go();
     if (o.mode === 'run') session.waitExec();
     session.close();
+    if (o.mode === 'run') {
+      await runHooks('poststart', hooks.poststart, ociState(record, 'running'), { cwd: bundle, onWarning: (m) => ctx.log.warn(m) });
+    }
     for (const err of undo.commit()) ctx.log.warn(`create: ${err.message}`);
     return { pid: record.pid, record, consoleFd: ptyMaster };
   } catch (e) {

@@ -12,7 +12,7 @@ import { validateProcess } from '../spec/validate.js';
 import { TsrunError, wrap } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import type { RuntimeContext } from './context.js';
-import { NS_FILE } from './create.js';
+import { NS_FILE } from './ns-files.js';
 import { statusOf } from './lifecycle.js';
 import { SpawnSession } from './spawn-session.js';
 import { Undo } from './undo.js';

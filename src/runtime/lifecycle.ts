@@ -7,6 +7,7 @@ import type { ContainerStatus, OciState } from '../spec/types.js';
 import { isErrno, TsrunError, wrap } from '../util/errors.js';
 import type { RuntimeContext } from './context.js';
 import { ociState } from './create.js';
+import { runHooksInContainer } from './container-hooks.js';
 import { runHooks } from './hooks.js';
 import { isAlive } from './proc.js';
 import type { ContainerRecord } from './state-store.js';
@@ -46,6 +47,12 @@ export async function startContainer(ctx: RuntimeContext, id: string): Promise<v
     const status = statusOf(ctx, rec);
     if (status !== 'created') {
       throw new TsrunError('ERR_INVALID_STATE', status === 'stopped' ? 'cannot start a container that has stopped' : `cannot start an already ${status} container`);
+    }
+    // startContainer hooks: in the container, after `start` was called, before the program.
+    const hooks = rec.config.hooks?.startContainer;
+    if (hooks?.length) {
+      const types = (rec.config.linux?.namespaces ?? []).map((n) => n.type);
+      await runHooksInContainer('startContainer', hooks, ociState(rec, 'created'), types);
     }
     const fifo = ctx.store.fifoPath(id);
     let fd: number;
