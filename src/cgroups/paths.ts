@@ -14,7 +14,8 @@ export function resolveCgroupPath(cgroupsPath: string | undefined, id: string, s
   const raw = cgroupsPath ?? id;
   const joined = raw.startsWith('/') ? raw : `${DEFAULT_PARENT}/${raw}`;
   const norm = posix.normalize(joined).replace(/^\/+/, '').replace(/\/+$/, '');
-  if (!norm || norm === '.' || norm.split('/').includes('..')) {
+  // Judge the raw components: normalising first would hide "pods/../../x" leaving tsrun/.
+  if (!norm || norm === '.' || raw.split('/').includes('..')) {
     throw new TsrunError('ERR_INVALID_CONFIG', `"linux.cgroupsPath" ${JSON.stringify(raw)} escapes the cgroup hierarchy`);
   }
   return norm;
