@@ -17,6 +17,7 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/bpf.h>
 
 static int ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
@@ -234,6 +235,49 @@ static Napi::Value JsPipe(const Napi::CallbackInfo& info) {
   return a;
 }
 
+static long sys_bpf(int cmd, union bpf_attr* attr) { return syscall(SYS_bpf, cmd, attr, sizeof *attr); }
+
+// attachDeviceFilter(cgroupFd, insns: Buffer): load a BPF_PROG_TYPE_CGROUP_DEVICE program and
+// attach it to the cgroup (BPF_F_ALLOW_MULTI, as runc does). On a verifier error the message
+// carries the verifier log.
+static Napi::Value JsAttachDeviceFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int cg = ArgInt(info, 0, "cgroupFd");
+  if (info.Length() < 2 || !info[1].IsBuffer()) throw Napi::TypeError::New(env, "insns must be a Buffer");
+  auto insns = info[1].As<Napi::Buffer<unsigned char>>();
+  static char log[16384];
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  a.insn_cnt = (uint32_t)(insns.Length() / 8);
+  a.insns = (uint64_t)(uintptr_t)insns.Data();
+  a.license = (uint64_t)(uintptr_t) "Apache-2.0";
+  int prog = (int)sys_bpf(BPF_PROG_LOAD, &a);
+  if (prog < 0) {
+    int err = errno;
+    log[0] = 0;
+    a.log_level = 1;
+    a.log_buf = (uint64_t)(uintptr_t)log;
+    a.log_size = sizeof log;
+    sys_bpf(BPF_PROG_LOAD, &a);
+    Napi::Error e = SystemError(env, err, "bpf(BPF_PROG_LOAD)");
+    e.Set("verifierLog", Napi::String::New(env, log));
+    throw e;
+  }
+  memset(&a, 0, sizeof a);
+  a.target_fd = (uint32_t)cg;
+  a.attach_bpf_fd = (uint32_t)prog;
+  a.attach_type = BPF_CGROUP_DEVICE;
+  a.attach_flags = BPF_F_ALLOW_MULTI;
+  if (sys_bpf(BPF_PROG_ATTACH, &a) < 0) {
+    int err = errno;
+    close(prog);
+    throw SystemError(env, err, "bpf(BPF_PROG_ATTACH)");
+  }
+  close(prog); // the attachment holds the program
+  return env.Undefined();
+}
+
 // close(fd) without Node's fd bookkeeping (for fds the addon handed out).
 static Napi::Value JsClose(const Napi::CallbackInfo& info) {
   close(ArgInt(info, 0, "fd"));
@@ -254,4 +298,5 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("setWinsize", Napi::Function::New(env, JsSetWinsize, "setWinsize"));
   exports.Set("close", Napi::Function::New(env, JsClose, "close"));
   exports.Set("pipe", Napi::Function::New(env, JsPipe, "pipe"));
+  exports.Set("attachDeviceFilter", Napi::Function::New(env, JsAttachDeviceFilter, "attachDeviceFilter"));
 }

@@ -63,6 +63,7 @@ export interface NativeBinding {
   setWinsize(fd: number, rows: number, cols: number): void;
   close(fd: number): void;
   pipe(): [number, number];
+  attachDeviceFilter(cgroupFd: number, insns: Buffer): void;
   seccompCompile(profile: SeccompProfileNative): { bpf: Buffer; skipped: string[] };
   seccompActions(): SeccompConstants;
 }

@@ -3,6 +3,7 @@
 // any point unwinds all of them, so a failed create leaves no state, cgroup or process.
 import { closeSync, constants, existsSync, openSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { deviceProgram, deviceRules } from '../cgroups/devices.js';
 import { requiredControllers } from '../cgroups/resources.js';
 import { resolveCgroupPath } from '../cgroups/paths.js';
 import { readLastCap } from '../linux/capabilities.js';
@@ -155,8 +156,18 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
     } else {
       ctx.log.warn('no cgroup v2 hierarchy is mounted: the container is not placed in a cgroup (pause, resume and kill --all are unavailable)');
     }
-    if ((spec.linux?.resources?.devices ?? []).length) {
-      ctx.log.debug('linux.resources.devices: /dev is a fresh tmpfs holding only the allowed devices; the eBPF device filter is not applied yet');
+    const rules = deviceRules(spec.linux?.resources?.devices, spec.linux?.devices);
+    if (rules) {
+      if (cgroupFd < 0) {
+        throw new TsrunError('ERR_CGROUP', 'cannot apply linux.resources.devices: no cgroup v2 hierarchy to attach the device filter to', {
+          hint: 'mount cgroup2, or remove the device rules',
+        });
+      }
+      try {
+        native.attachDeviceFilter(cgroupFd, deviceProgram(rules));
+      } catch (e) {
+        throw wrap(e, 'apply linux.resources.devices (eBPF device filter)');
+      }
     }
 
     let fifoFd = -1;
