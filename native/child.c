@@ -220,12 +220,83 @@ static int mkdir_in_root(struct ctx* x, const char* rel, int kind, int mode) {
   return 0;
 }
 
-/* Open a mount target in the root; create it when missing; refuse a symlink as last component. */
+/*
+ * Open a mount target in the root; create it when missing. A symlink as the last component
+ * is refused, unless kind has MT_FOLLOW (the runtime's own /dev): then it is followed, still
+ * strictly inside the root.
+ */
+static void split_parent(const char* rel, char* dir, size_t cap, const char** base) {
+  while (*rel == '/') rel++;
+  size_t n = c_strlen(rel), slash = n;
+  while (slash > 0 && rel[slash - 1] != '/') slash--;
+  size_t dl = slash ? slash - 1 : 0;
+  if (dl >= cap) dl = cap - 1;
+  memcpy(dir, rel, dl);
+  dir[dl] = 0;
+  if (dl == 0) {
+    dir[0] = '.';
+    dir[1] = 0;
+  }
+  *base = rel + slash;
+}
+
+#define MT_FOLLOW 4
+
+/* Lexically normalise `in` into `out` as a root-relative path: "." dropped, ".." clamped at "/". */
+static void normalize_in_root(const char* in, char* out, size_t cap) {
+  size_t n = 0;
+  while (*in) {
+    while (*in == '/') in++;
+    const char* e = in;
+    while (*e && *e != '/') e++;
+    size_t len = (size_t)(e - in);
+    if (len == 1 && in[0] == '.') {
+    } else if (len == 2 && in[0] == '.' && in[1] == '.') {
+      while (n > 0 && out[n - 1] != '/') n--;
+      if (n > 0) n--;
+    } else if (len && n + len + 2 < cap) {
+      if (n) out[n++] = '/';
+      memcpy(out + n, in, len);
+      n += len;
+    }
+    in = e;
+  }
+  out[n] = 0;
+}
+
+/* `rel`'s last component is a dangling symlink: make its target (inside the root) a directory. */
+static int mkdir_symlink_target(struct ctx* x, const char* rel) {
+  char dir[512], link[512], joined[1100], norm[1100];
+  const char* base;
+  split_parent(rel, dir, sizeof dir, &base);
+  int dfd = open_in_root(x, dir, O_PATH | O_DIRECTORY);
+  if (dfd < 0) return -1;
+  ssize_t l = readlinkat(dfd, base, link, sizeof link - 1);
+  close(dfd);
+  if (l < 0) return -1;
+  link[l] = 0;
+  size_t n = 0;
+  if (link[0] != '/') {
+    size_t dl = c_strlen(dir);
+    memcpy(joined, dir, dl);
+    n = dl;
+    joined[n++] = '/';
+  }
+  memcpy(joined + n, link, (size_t)l + 1);
+  normalize_in_root(joined, norm, sizeof norm);
+  if (!norm[0]) return 0;
+  return mkdir_in_root(x, norm, 0, 0755);
+}
+
 static int open_mount_target(struct ctx* x, const char* rel, int kind) {
-  int fd = open_in_root(x, rel, O_PATH | O_NOFOLLOW);
+  int nofollow = (kind & MT_FOLLOW) ? 0 : O_NOFOLLOW;
+  kind &= ~MT_FOLLOW;
+  int fd = open_in_root(x, rel, O_PATH | nofollow);
   if (fd < 0 && errno == ENOENT) {
-    if (mkdir_in_root(x, rel, kind, 0755) < 0) fail(x, errno, D_MKDIR);
-    fd = open_in_root(x, rel, O_PATH | O_NOFOLLOW);
+    int r = mkdir_in_root(x, rel, kind, 0755);
+    if (r < 0 && !nofollow && errno == ENOENT) r = mkdir_symlink_target(x, rel);
+    if (r < 0) fail(x, errno, D_MKDIR);
+    fd = open_in_root(x, rel, O_PATH | nofollow);
   }
   if (fd < 0) fail(x, errno, D_OPEN);
   struct stat st;
@@ -263,6 +334,7 @@ static void step_mount(struct ctx* x, struct cur* c) {
   const char* fstype = rd_str(c);
   const char* data = rd_str(c);
 
+  int follow = kind & MT_FOLLOW;
   int fd = open_mount_target(x, target, kind);
   char p[32];
   fd_path(p, fd);
@@ -274,7 +346,7 @@ static void step_mount(struct ctx* x, struct cur* c) {
   close(fd);
   if (!remount && !propagation && !attr_set && !attr_clr) return;
   /* Re-open: the first fd still names the covered directory, not the new mount. */
-  fd = open_in_root(x, target, O_PATH | O_NOFOLLOW);
+  fd = open_in_root(x, target, O_PATH | (follow ? 0 : O_NOFOLLOW));
   if (fd < 0) fail(x, errno, D_OPEN);
   fd_path(p, fd);
   if (remount && mount(0, p, 0, MS_REMOUNT | MS_BIND | remount, 0) < 0) fail(x, errno, D_REMOUNT);
@@ -284,20 +356,6 @@ static void step_mount(struct ctx* x, struct cur* c) {
   close(fd);
 }
 
-static void split_parent(const char* rel, char* dir, size_t cap, const char** base) {
-  while (*rel == '/') rel++;
-  size_t n = c_strlen(rel), slash = n;
-  while (slash > 0 && rel[slash - 1] != '/') slash--;
-  size_t dl = slash ? slash - 1 : 0;
-  if (dl >= cap) dl = cap - 1;
-  memcpy(dir, rel, dl);
-  dir[dl] = 0;
-  if (dl == 0) {
-    dir[0] = '.';
-    dir[1] = 0;
-  }
-  *base = rel + slash;
-}
 
 static void step_mknod(struct ctx* x, struct cur* c) {
   mode_t mode = (mode_t)rd_int(c);

@@ -26,7 +26,7 @@ enum plan_op {
   OP_OOM_SCORE_ADJ = 7,  /* string value */
   OP_ROOT_PROPAGATION = 8, /* int flags: mount(NULL, "/", NULL, flags) */
   OP_BIND_ROOTFS = 9,    /* string path: bind it onto itself, open it as the root fd */
-  OP_MOUNT = 10,         /* int flags, int kind(0 dir, 1 file), int is_bind, int remount_flags,
+  OP_MOUNT = 10,         /* int flags, int kind(0 dir, 1 file, | 4 follow a final symlink in root), int is_bind, int remount_flags,
                             int propagation, int attr_set, int attr_clr,
                             string source, string target (relative to root), string fstype, string data */
   OP_MKNOD = 11,         /* int mode, int major, int minor, int uid, int gid,

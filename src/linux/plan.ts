@@ -102,7 +102,10 @@ function cgroupMount(m: Mount, hasCgroupNs: boolean, inputs: InitInputs): Mount 
   return { destination: m.destination, type: 'bind', source: inputs.cgroupDir, options: ['rbind', ...keep] };
 }
 
-function mountSteps(m: Mount, i: number, inputs: InitInputs): PlanStep[] {
+/** Mount-target flag: follow a final symlink (inside the root) instead of refusing it. */
+const MT_FOLLOW = 4;
+
+function mountSteps(m: Mount, i: number, inputs: InitInputs, follow = false): PlanStep[] {
   const o = parseMountOptions(m.options);
   const type = m.type ?? (o.bind ? 'bind' : 'none');
   const isBind = o.bind || type === 'bind';
@@ -125,7 +128,7 @@ function mountSteps(m: Mount, i: number, inputs: InitInputs): PlanStep[] {
       'mount',
       [
         F.int(isBind ? mountFlags & MS_REC : mountFlags),
-        F.int(kind),
+        F.int(kind | (follow ? MT_FOLLOW : 0)),
         F.int(isBind ? 1 : 0),
         F.int(remount),
         F.int(propagation),
@@ -248,7 +251,10 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
   const devMount = mounts.find((m) => posix.normalize(m.destination) === '/dev')!;
   const devIsOurs = devMount.type === 'tmpfs';
   mounts.forEach((m, i) => {
-    out.push(...mountSteps(m.type === 'cgroup' ? cgroupMount(m, fresh.has('cgroup'), inputs) : m, i, inputs));
+    // Our own /dev tmpfs may land on an image's /dev symlink: follow it inside the root
+    // (refusing would make the image unusable); every other destination refuses symlinks.
+    const follow = m === devMount && devIsOurs;
+    out.push(...mountSteps(m.type === 'cgroup' ? cgroupMount(m, fresh.has('cgroup'), inputs) : m, i, inputs, follow));
     // Devices and links go in right after /dev, before anything can be mounted beneath it.
     if (m === devMount && devIsOurs) {
       out.push(...deviceSteps(mergedDevices(spec)));
