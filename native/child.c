@@ -790,6 +790,8 @@ static void step_fork(struct ctx* x) {
   }
   /* PDEATHSIG is cleared by fork: re-arm it against the Node parent. */
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  /* Say nothing until the parent has our pid: stage 1 may not have sent it yet. */
+  expect_msg(x, MSG_CONTINUE);
 }
 
 static void run_step(struct ctx* x, int op, struct cur* c) {

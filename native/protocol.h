@@ -10,6 +10,8 @@
  *  MSG_MAP_REQUEST   ------->   writes /proc/<stage1>/{setgroups,uid_map,gid_map}
  *                    <-------   MSG_MAP_DONE
  *  MSG_PID{value=pid1} ----->   records the container pid, reaps stage-1
+ *                    <-------   MSG_CONTINUE (stage-2 waits for it: no message may
+ *                               overtake the pid, whatever the scheduler does)
  *  child (stage-2 = container pid 1)
  *  MSG_HOOK{value=id} ------>   runs hooks for that point
  *                    <-------   MSG_CONTINUE

@@ -104,7 +104,7 @@ const path = require('node:path');
 const cfg = JSON.parse(process.env.BENCH_CFG);
 const env = { ...process.env };
 delete env.BENCH_CFG;
-delete env.NODE_EXTRA_CA_CERTS; // ~40 ms per Node start on this host: not tsrun's cost
+delete env.NODE_EXTRA_CA_CERTS; // ~35-40 ms per Node start on this host: not tsrun's cost
 delete env.TSRUN_NATIVE;
 
 const cmds = [
@@ -235,12 +235,12 @@ git_rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')
 git_dirty=$(git -C "$REPO" status --porcelain -- src native 2>/dev/null | wc -l)
 mjs_sum=$(sha256sum "${TSRUN}.mjs" | cut -c1-12)
 echo "tsrun-oci run vs runc run: /bin/true in a busybox bundle, $RUNS interleaved rounds (+$WARMUP warm-up), wall ms"
-echo "  host      $(uname -sr), $(nproc) CPU, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "  host      $(uname -sr), $(nproc) CPU, load average $(cut -d" " -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "  tsrun-oci $LAUNCHER (commit $git_rev, $git_dirty changed file(s) in src/ native/; bundle sha256 $mjs_sum)"
 [ "$IN_PLACE" = 0 ] && echo "            run from a private copy: $TSRUN"
 echo "  runc      $RUNC ($("$RUNC" --version | head -1))"
 echo "  node      $NODE $("$NODE" --version) (the #! of the launcher; 'node -e 0' is the floor of any Node CLI)"
-echo "  env       NODE_EXTRA_CA_CERTS unset for every timed run${NODE_EXTRA_CA_CERTS:+ (it is set here: $NODE_EXTRA_CA_CERTS; it adds ~40 ms to each Node start)}"
+echo "  env       NODE_EXTRA_CA_CERTS unset for every timed run${NODE_EXTRA_CA_CERTS:+ (set in this shell to $NODE_EXTRA_CA_CERTS: every Node start would load that CA bundle, ~35-40 ms here)}"
 echo "  order     each round: tsrun-oci, runc, node -e 0; fresh id and fresh --root per run; clock CLOCK_MONOTONIC around spawnSync"
 echo
 
@@ -252,12 +252,16 @@ if [ "$HYPERFINE" = 1 ]; then
     echo
     echo "hyperfine cross-check (not interleaved; one fixed id per runtime, reused: run deletes it each time):"
     mkdir -p "$WORK/roots/$PREFIX-hf-ts" "$WORK/roots/$PREFIX-hf-rc"
-    if ! env -u NODE_EXTRA_CA_CERTS -u TSRUN_NATIVE hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" \
+    # --output inherit + 2>file: the stderr of a failing run is kept, not thrown away
+    if ! env -u NODE_EXTRA_CA_CERTS -u TSRUN_NATIVE hyperfine -N --style basic --output inherit --warmup "$WARMUP" --runs "$RUNS" \
       -n 'tsrun-oci run' "$TSRUN --root $WORK/roots/$PREFIX-hf-ts run -b $WORK/bundle $PREFIX-hf-ts" \
       -n 'runc run' "$RUNC --root $WORK/roots/$PREFIX-hf-rc run -b $WORK/bundle $PREFIX-hf-rc" \
-      -n 'node -e 0' "$NODE -e 0" </dev/null 2>&1; then
-      die "hyperfine failed (output above)"
+      -n 'node -e 0' "$NODE -e 0" </dev/null 2>"$WORK/hyperfine.stderr"; then
+      echo "--- stderr of the commands and of hyperfine ---" >&2
+      cat "$WORK/hyperfine.stderr" >&2
+      die "a hyperfine run failed (its stderr is above)"
     fi
+    grep -E '^[[:space:]]*Warning:' "$WORK/hyperfine.stderr" || true
   else
     echo
     echo "(hyperfine not installed: no cross-check)"

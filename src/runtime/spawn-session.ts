@@ -91,6 +91,7 @@ export class SpawnSession {
           break;
         case MSG.PID:
           this.initPid = m.value;
+          native.sendMsg(this.syncFd, MSG.CONTINUE);
           this.reapStage1();
           break;
         case MSG.HOOK: {
