@@ -11,7 +11,7 @@
 // Failures of prestart/createRuntime/createContainer/startContainer abort the
 // operation; failures of poststart and poststop are only warnings.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { getSystemErrorMap } from 'node:util';
 import type { Hook, HookName, OciState } from '../spec/types.js';
 import { TsrunError, invalidConfig, type TsrunErrorOptions } from '../util/errors.js';
@@ -72,10 +72,12 @@ export async function runHooks(
   opts: RunHooksOptions = {},
 ): Promise<void> {
   if (hooks === undefined || hooks.length === 0) return;
+  // Loaded on demand: most runtime invocations run no hook, and the module costs start-up time.
+  const { spawn } = await import('node:child_process');
   const input = JSON.stringify(state);
   for (const [i, hook] of hooks.entries()) {
     try {
-      await runHook(kind, i, hook, input, opts.cwd);
+      await runHook(spawn, kind, i, hook, input, opts.cwd);
     } catch (err) {
       if (!hookFailureIsWarning(kind)) throw err;
       opts.onWarning?.(err instanceof Error ? err.message : String(err));
@@ -99,7 +101,7 @@ function spawnError(label: string, hook: Hook, err: NodeJS.ErrnoException): Tsru
   return new TsrunError('ERR_HOOK_FAILED', `${label}: cannot run: ${why}`, opts);
 }
 
-function runHook(kind: HookName, index: number, hook: Hook, input: string, cwd: string | undefined): Promise<void> {
+function runHook(spawn: typeof import('node:child_process').spawn, kind: HookName, index: number, hook: Hook, input: string, cwd: string | undefined): Promise<void> {
   const label = `hook "${kind}" ${hook.path}`;
   const timeout = hook.timeout;
   if (timeout !== undefined && !(Number.isFinite(timeout) && timeout > 0)) {

@@ -1,12 +1,12 @@
 // Foreground `run`/`exec`: forward the signals we get to the process, proxy its pty when
 // we hold the master, and return its exit status (128+signal when killed, as runc does).
-import { ReadStream, WriteStream } from 'node:tty';
 import { native } from '../../native/index.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
 /** Proxies stdio to the pty; the returned function drains what is left, then tears down. */
-function proxyPty(master: number): () => Promise<void> {
+async function proxyPty(master: number): Promise<() => Promise<void>> {
+  const { ReadStream, WriteStream } = await import('node:tty'); // only for --tty
   const input = new ReadStream(master);
   const output = new WriteStream(master);
   const stdin = process.stdin;
@@ -48,7 +48,7 @@ export async function runForeground(pid: number, ptyMaster: number): Promise<num
     process.on(sig, h);
     return [sig, h] as const;
   });
-  const stop = ptyMaster >= 0 ? proxyPty(ptyMaster) : undefined;
+  const stop = ptyMaster >= 0 ? await proxyPty(ptyMaster) : undefined;
   try {
     const st = await native.waitPidAsync(pid);
     return st.code ?? 1;
