@@ -447,16 +447,32 @@ static int verified_devnull(struct ctx* x) {
   return fd;
 }
 
-static void step_mask(struct ctx* x, struct cur* c) {
-  const char* path = rd_str(c);
+/* Open a masked/readonly path: -1 when it does not exist (nothing to do); a symlink is refused
+ * (CVE-2023-27561: a /proc symlink must not redirect a mask). */
+static int open_existing_nolink(struct ctx* x, const char* path, struct stat* st) {
   int fd = open_in_root(x, path, O_PATH | O_NOFOLLOW);
   if (fd < 0) {
-    if (errno == ENOENT) return;
+    if (errno == ENOENT) return -1;
     fail(x, errno, D_OPEN);
   }
+  if (fstat(fd, st) < 0) fail(x, errno, D_STAT);
+  if (S_ISLNK(st->st_mode)) fail(x, ELOOP, D_SYMLINK_TARGET);
+  return fd;
+}
+
+/* Post-condition: the path is now on a read-only mount. */
+static void verify_readonly(struct ctx* x, const char* path) {
+  struct statfs sf;
+  int v = open_in_root(x, path, O_PATH | O_NOFOLLOW);
+  if (v < 0 || fstatfs(v, &sf) < 0 || !(sf.f_flags & ST_RDONLY)) fail(x, EPERM, D_VERIFY);
+  close(v);
+}
+
+static void step_mask(struct ctx* x, struct cur* c) {
+  const char* path = rd_str(c);
   struct stat st;
-  if (fstat(fd, &st) < 0) fail(x, errno, D_STAT);
-  if (S_ISLNK(st.st_mode)) fail(x, ELOOP, D_SYMLINK_TARGET);
+  int fd = open_existing_nolink(x, path, &st);
+  if (fd < 0) return;
   int mfd;
   if (S_ISDIR(st.st_mode)) {
     int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
@@ -476,24 +492,14 @@ static void step_mask(struct ctx* x, struct cur* c) {
   if (sys_move_mount(mfd, fd) < 0) fail(x, errno, D_MOUNT);
   close(mfd);
   close(fd);
-  if (S_ISDIR(st.st_mode)) {
-    struct statfs sf;
-    int v = open_in_root(x, path, O_PATH | O_NOFOLLOW);
-    if (v < 0 || fstatfs(v, &sf) < 0 || !(sf.f_flags & ST_RDONLY)) fail(x, EPERM, D_VERIFY);
-    close(v);
-  }
+  if (S_ISDIR(st.st_mode)) verify_readonly(x, path);
 }
 
 static void step_readonly(struct ctx* x, struct cur* c) {
   const char* path = rd_str(c);
-  int fd = open_in_root(x, path, O_PATH | O_NOFOLLOW);
-  if (fd < 0) {
-    if (errno == ENOENT) return;
-    fail(x, errno, D_OPEN);
-  }
   struct stat st;
-  if (fstat(fd, &st) < 0) fail(x, errno, D_STAT);
-  if (S_ISLNK(st.st_mode)) fail(x, ELOOP, D_SYMLINK_TARGET);
+  int fd = open_existing_nolink(x, path, &st);
+  if (fd < 0) return;
   int t = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
   if (t < 0) fail(x, errno, D_MOUNT);
   if (sys_mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0) < 0)
@@ -501,10 +507,7 @@ static void step_readonly(struct ctx* x, struct cur* c) {
   if (sys_move_mount(t, fd) < 0) fail(x, errno, D_MOUNT);
   close(t);
   close(fd);
-  struct statfs sf;
-  int v = open_in_root(x, path, O_PATH | O_NOFOLLOW);
-  if (v < 0 || fstatfs(v, &sf) < 0 || !(sf.f_flags & ST_RDONLY)) fail(x, EPERM, D_VERIFY);
-  close(v);
+  verify_readonly(x, path);
 }
 
 static void step_root_readonly(struct ctx* x) {

@@ -99,16 +99,18 @@ export async function main(argv: string[]): Promise<number> {
     log = new CliLogger({ file: g.log, format: g.logFormat, debug: g.debug });
   });
 
-  program
-    .command('create')
-    .description('create a container; its process waits for `start`')
-    .argument('<id>')
-    .option('-b, --bundle <dir>', 'bundle directory', '.')
-    .option('--pid-file <file>', 'write the container pid here')
-    .option('--console-socket <path>', 'send the pty master to this AF_UNIX socket')
-    .option('--preserve-fds <n>', 'pass fds 3..3+n-1 to the container', intOpt('preserve-fds'), 0)
-    .option('--no-pivot', 'use MS_MOVE+chroot instead of pivot_root')
-    .option('--no-new-keyring', 'accepted for compatibility')
+  /** The options `create` and `run` share (runc's). */
+  const containerOptions = (c: Command) =>
+    c
+      .argument('<id>')
+      .option('-b, --bundle <dir>', 'bundle directory', '.')
+      .option('--pid-file <file>', 'write the container pid here')
+      .option('--console-socket <path>', 'send the pty master to this AF_UNIX socket')
+      .option('--preserve-fds <n>', 'pass fds 3..3+n-1 to the container', intOpt('preserve-fds'), 0)
+      .option('--no-pivot', 'use MS_MOVE+chroot instead of pivot_root')
+      .option('--no-new-keyring', 'accepted for compatibility');
+
+  containerOptions(program.command('create').description('create a container; its process waits for `start`'))
     .action(
       act('create', async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number; pivot: boolean }) => {
         await createContainer(context(), {
@@ -124,18 +126,9 @@ export async function main(argv: string[]): Promise<number> {
       }),
     );
 
-  program
-    .command('run')
-    .description('create and start a container, and wait for it unless --detach')
-    .argument('<id>')
-    .option('-b, --bundle <dir>', 'bundle directory', '.')
-    .option('--pid-file <file>', 'write the container pid here')
-    .option('--console-socket <path>', 'send the pty master to this AF_UNIX socket')
-    .option('--preserve-fds <n>', 'pass fds 3..3+n-1 to the container', intOpt('preserve-fds'), 0)
+  containerOptions(program.command('run').description('create and start a container, and wait for it unless --detach'))
     .option('-d, --detach', 'do not wait for the container', false)
-    .option('--no-pivot', 'use MS_MOVE+chroot instead of pivot_root')
     .option('--keep', 'do not delete the container after it exits', false)
-    .option('--no-new-keyring', 'accepted for compatibility')
     .action(
       act('run', async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number; detach: boolean; pivot: boolean; keep: boolean }) => {
         const c = context();
