@@ -23,15 +23,15 @@ export const DEFAULT_CPU_PERIOD = 100000;
  * #4785) and crun >= 1.23 (PR #1767): with l = log2(shares),
  * `ceil(10 ^ ((l² + 125·l) / 612 − 7/34))`, which also maps 1024 → 100.
  *
- * tsrun defaults to 'linear' so that a node keeps the weights the runc releases Kubernetes
- * nodes have run on cgroup v2 until 2025 produce (39 for a 1-CPU request); Kubernetes'
- * own e2e tests accept both values. Note that runc itself has moved on: once the nodes
- * tsrun sits next to run runc >= 1.3.2, 'quadratic' is the compatible choice.
+ * tsrun defaults to 'quadratic', as current runc and crun do: the v1 default maps to the v2
+ * default, so "shares 1024" (which containerd always sends) asks for nothing, and a
+ * container carrying it runs where the cpu controller is missing. 'linear' stays available
+ * for nodes that must match runc < 1.3.2.
  *
  * Shares outside [2, 262144] are clamped, as the v1 kernel did (runc's old code instead
  * wrapped around in uint64 and wrote garbage). 0 means "not given" (Docker's convention).
  */
-export function convertSharesToWeight(shares: number, formula: SharesConversion = 'linear'): number {
+export function convertSharesToWeight(shares: number, formula: SharesConversion = 'quadratic'): number {
   if (shares === 0) return 0;
   const s = Math.min(Math.max(shares, SHARES_MIN), SHARES_MAX);
   if (formula === 'linear') return 1 + Math.floor(((s - 2) * 9999) / 262142);

@@ -49,7 +49,7 @@ export function makeContext(opts: PlanOptions | undefined, warnings: string[]): 
       return v === undefined ? undefined : v.trim();
     },
     warn: (m) => warnings.push(m),
-    sharesConversion: opts?.sharesConversion ?? 'linear',
+    sharesConversion: opts?.sharesConversion ?? 'quadratic',
   };
 }
 
@@ -66,10 +66,4 @@ export function requireInt(field: string, v: number, min?: number, max?: number)
 /** Decimal text of an integer; exact for the value the double holds, even above 2^53. */
 export function fmtInt(v: number): string {
   return Number.isSafeInteger(v) ? String(v) : BigInt(v).toString();
-}
-
-/** Parse a decimal unsigned integer from file text (undefined if it is not one). */
-export function parseUint(text: string | undefined): number | undefined {
-  if (text === undefined || !/^\d+$/.test(text)) return undefined;
-  return Number(text);
 }
