@@ -4,6 +4,7 @@
 import { closeSync, constants, existsSync, openSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { deviceProgram, deviceRules } from '../cgroups/devices.js';
+import { CgroupManager } from '../cgroups/manager.js';
 import { requiredControllers } from '../cgroups/resources.js';
 import { resolveCgroupPath } from '../cgroups/paths.js';
 import { readLastCap } from '../linux/capabilities.js';
@@ -128,21 +129,16 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       throw new TsrunError('ERR_INVALID_CONFIG', `"root.path" ${rootfs} is not a directory`, { path: rootfs });
     }
 
-    // cgroup: refuse limits we cannot apply; place the init with CLONE_INTO_CGROUP.
+    // cgroup: refuse limits we cannot apply (before anything exists); place the init with
+    // CLONE_INTO_CGROUP so it is limited from its first instruction.
     const cgroupPath = ctx.cgroup ? resolveCgroupPath(spec.linux?.cgroupsPath, o.id, ctx.systemdCgroup) : null;
-    const need = requiredControllers(spec.linux?.resources);
-    if (need.size) {
-      const have = new Set(ctx.cgroup?.rootControllers() ?? []);
-      const missing = [...need.keys()].filter((c) => !have.has(c));
-      const fields = [...need.entries()].filter(([c]) => missing.includes(c)).flatMap(([, f]) => f);
-      if (missing.length || !ctx.cgroup) {
-        throw new TsrunError(
-          'ERR_CGROUP',
-          `cannot apply linux.resources (${fields.join(', ')}): cgroup v2 controller(s) ${missing.join(', ')} not available${ctx.cgroup ? ` in ${ctx.cgroup.mount}` : ': no cgroup v2 hierarchy is mounted'}`,
-          { hint: 'this host keeps those controllers in cgroup v1; boot with systemd.unified_cgroup_hierarchy=1 (or cgroup_no_v1=all) to move them to cgroup v2, or run without resource limits' },
-        );
-      }
-      throw new TsrunError('ERR_UNSUPPORTED', `linux.resources (${[...need.values()].flat().join(', ')}) are not applied by this version of tsrun yet`);
+    const resources = spec.linux?.resources;
+    const manager = ctx.cgroup ? new CgroupManager(ctx.cgroup) : null;
+    if (manager) manager.check(resources);
+    else if (requiredControllers(resources).size) {
+      throw new TsrunError('ERR_CGROUP', 'cannot apply linux.resources: no cgroup v2 hierarchy is mounted', {
+        hint: 'mount cgroup2 (for example at /sys/fs/cgroup), or run without resource limits',
+      });
     }
     let cgroupFd = -1;
     const cgroupDir = ctx.cgroup && cgroupPath ? ctx.cgroup.path(cgroupPath) : undefined;
@@ -151,6 +147,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       const existed = cg.exists(cgroupPath);
       cg.create(cgroupPath);
       if (!existed) undo.onFail(() => cg.destroy(cgroupPath));
+      for (const w of manager!.apply(cgroupPath, resources).warnings) ctx.log.warn(w);
       cgroupFd = cg.openDir(cgroupPath);
       undo.always(() => closeSync(cgroupFd));
     } else {

@@ -1,7 +1,8 @@
 // The operations on an existing container: state, start, kill, delete, pause/resume, ps,
 // list. Status is derived from the live process (pid + start time), the exec fifo and
 // cgroup.freeze, never trusted from a file (crun's libcrun_check_pid_valid).
-import { closeSync, constants, existsSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { native } from '../native/index.js';
 import type { ContainerStatus, OciState } from '../spec/types.js';
 import { isErrno, TsrunError, wrap } from '../util/errors.js';
@@ -193,4 +194,16 @@ export function containerPids(ctx: RuntimeContext, id: string): number[] | null 
   if (statusOf(ctx, rec) === 'stopped') return null;
   if (ctx.cgroup && rec.cgroupPath) return ctx.cgroup.procs(rec.cgroupPath);
   return [rec.pid];
+}
+
+/** Processes the OOM killer took in the container's cgroup (memory.events oom_kill). */
+export function oomKills(ctx: RuntimeContext, id: string): number {
+  const rec = ctx.store.read(id);
+  if (!ctx.cgroup || !rec.cgroupPath) return 0;
+  try {
+    const m = /^oom_kill (\d+)$/m.exec(readFileSync(join(ctx.cgroup.path(rec.cgroupPath), 'memory.events'), 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
 }

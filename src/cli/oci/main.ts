@@ -13,6 +13,7 @@ import {
   getState,
   killContainer,
   listStates,
+  oomKills,
   pauseContainer,
   resumeContainer,
   startContainer,
@@ -25,6 +26,7 @@ import { TsrunError } from '../../util/errors.js';
 import { CliLogger } from '../../util/log.js';
 import { defaultSpec, featuresDocument } from './documents.js';
 import { runForeground } from './foreground.js';
+import { events, stats } from './stats.js';
 import { updateResources } from './update.js';
 import { VERSION } from '../version.js';
 
@@ -89,7 +91,8 @@ export async function main(argv: string[]): Promise<number> {
     async (...a: A) => {
       current = name;
       try {
-        exitCode = (await fn(...a)) ?? 0;
+        const r = await fn(...a);
+        exitCode = typeof r === 'number' ? r : 0;
       } catch (e) {
         exitCode = report(log, e, name);
       }
@@ -144,6 +147,8 @@ export async function main(argv: string[]): Promise<number> {
         });
         if (o.detach) return 0;
         const code = await runForeground(created.pid, created.consoleFd);
+        const killed = oomKills(c, id);
+        if (killed) log.error(`container ${id} was OOM-killed: ${killed} process(es) killed at its memory limit`);
         if (!o.keep) await deleteContainer(c, id, true);
         return code;
       }),
@@ -298,6 +303,28 @@ export async function main(argv: string[]): Promise<number> {
     .option('-r, --resources <file>', 'LinuxResources JSON file, or - for stdin')
     .description('change the resource limits of a running container')
     .action(act('update', (id: string, o: { resources?: string }) => updateResources(context(), id, o.resources)));
+
+  program
+    .command('events')
+    .argument('<id>')
+    .option('--stats', 'print one stats line and exit', false)
+    .option('--interval <seconds>', 'seconds between stats lines', intOpt('interval'), 5)
+    .description("print the container's cgroup statistics as JSON lines (runc's format)")
+    .action(
+      act('events', (id: string, o: { stats: boolean; interval: number }) =>
+        events(context(), id, o.stats, o.interval * 1000, (l) => process.stdout.write(l)),
+      ),
+    );
+
+  program
+    .command('stats')
+    .argument('<id>')
+    .description('show the limits in force and what the container uses (memory, OOM kills, cpu, pids, io, pressure)')
+    .action(
+      act('stats', (id: string) => {
+        process.stdout.write(stats(context(), id));
+      }),
+    );
 
   program
     .command('features')

@@ -1,11 +1,13 @@
-// `update --resources FILE|-`: limits for a live container. Until the cgroup v2 resource
-// manager lands, this refuses clearly rather than pretending.
+// `update --resources FILE|-`: new limits for a running container, applied live through the
+// same manager as create (so a limit the host cannot apply is refused the same way).
 import { readFileSync } from 'node:fs';
-import { requiredControllers } from '../../cgroups/resources.js';
+import { CgroupManager } from '../../cgroups/manager.js';
 import type { RuntimeContext } from '../../runtime/context.js';
 import { statusOf } from '../../runtime/lifecycle.js';
 import type { Resources } from '../../spec/types.js';
 import { TsrunError } from '../../util/errors.js';
+import { writeFileAtomic } from '../../util/fs-atomic.js';
+import { join } from 'node:path';
 
 export function updateResources(ctx: RuntimeContext, id: string, file: string | undefined): void {
   const rec = ctx.store.read(id);
@@ -17,14 +19,9 @@ export function updateResources(ctx: RuntimeContext, id: string, file: string | 
   } catch (e) {
     throw new TsrunError('ERR_INVALID_ARGUMENT', `read resources from ${file === '-' ? 'stdin' : file}: ${(e as Error).message}`);
   }
-  const need = requiredControllers(r);
-  if (!need.size) return;
-  const have = new Set(ctx.cgroup?.rootControllers() ?? []);
-  const missing = [...need.keys()].filter((c) => !have.has(c));
-  if (missing.length) {
-    throw new TsrunError('ERR_CGROUP', `cannot update ${[...need.values()].flat().join(', ')}: cgroup v2 controller(s) ${missing.join(', ')} not available`, {
-      hint: 'boot with systemd.unified_cgroup_hierarchy=1 to move the controllers to cgroup v2',
-    });
-  }
-  throw new TsrunError('ERR_UNSUPPORTED', 'updating resource limits is not implemented yet');
+  if (!ctx.cgroup || !rec.cgroupPath) throw new TsrunError('ERR_CGROUP', `container ${id} has no cgroup v2 directory to update`);
+  for (const w of new CgroupManager(ctx.cgroup).apply(rec.cgroupPath, r).warnings) ctx.log.warn(w);
+  // Keep the record in step, so `inspect`-style views show the limits in force.
+  rec.config.linux = { ...rec.config.linux, resources: { ...rec.config.linux?.resources, ...r } };
+  writeFileAtomic(join(ctx.store.dir(id), 'state.json'), JSON.stringify(rec));
 }
