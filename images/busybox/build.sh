@@ -6,11 +6,12 @@
 # Produces:
 #   OUTDIR/rootfs       bin/busybox + one symlink per applet (busybox --list, in /bin),
 #                       etc/{passwd,group}, tmp (1777), proc, sys, dev, root
-#   OUTDIR/config.json  `runc spec` output edited to run /bin/echo "hello from tsrun",
+#   OUTDIR/config.json  `tsrun-oci spec` output edited to run /bin/echo "hello from tsrun",
 #                       terminal=false, with a PATH env.
 #
 # Idempotent: the rootfs is rebuilt from scratch in a temp dir and swapped in; config.json
-# is regenerated every time. Needs: busybox-static (/bin/busybox), runc (for `runc spec`),
+# is regenerated every time. Needs: busybox-static (/bin/busybox), a built tsrun-oci (or runc)
+# for the starter spec,
 # node or jq (to edit config.json).
 set -euo pipefail
 
@@ -28,8 +29,11 @@ if command -v file >/dev/null 2>&1; then
 elif command -v ldd >/dev/null 2>&1 && ldd "$BUSYBOX" >/dev/null 2>&1; then
   die "$BUSYBOX is dynamically linked: install busybox-static (not busybox)"
 fi
-RUNC=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
-[ -x "$RUNC" ] || die "runc not found (needed for 'runc spec'): apt-get install runc"
+# The starter config.json comes from our own `tsrun-oci spec`; runc's works too.
+HERE=$(cd "$(dirname "$0")" && pwd)
+SPEC_TOOL=${SPEC_TOOL:-$HERE/../../dist/bin/tsrun-oci}
+[ -x "$SPEC_TOOL" ] || SPEC_TOOL=$(command -v runc || true)
+[ -n "$SPEC_TOOL" ] && [ -x "$SPEC_TOOL" ] || die "no spec tool: build tsrun (npm run build) or install runc"
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -59,9 +63,9 @@ chmod 0644 "$R/etc/passwd" "$R/etc/group"
 rm -rf "$OUT/rootfs"
 mv "$R" "$OUT/rootfs"
 
-# ---- config.json via `runc spec`, then edited ----
+# ---- config.json via `tsrun-oci spec`, then edited ----
 rm -f "$TMP/config.json"
-( cd "$TMP" && "$RUNC" spec )
+( cd "$TMP" && "$SPEC_TOOL" spec )
 if command -v node >/dev/null 2>&1; then
   node -e '
     const fs = require("fs");
