@@ -1,6 +1,7 @@
 // cgroup v2 limits seen at work, inside the VM of scripts/vm-run (pure cgroup v2, every
 // controller, a virtio disk at /dev/vda). Each test checks an effect, not just a file.
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,6 +137,12 @@ describe.skipIf(!inVm)('cgroup v2 limits in effect', () => {
     const u = await oci(root, ['update', '--resources', res, c]);
     expect(u.code, show(u)).toBe(0);
     expect(cgFile(c, 'memory.max')).toBe(String(64 * MiB));
+    const ev = JSON.parse((await oci(root, ['events', '--stats', c])).stdout);
+    expect(ev).toMatchObject({ type: 'stats', id: c });
+    expect(ev.data.memory.usage.limit).toBe(64 * MiB);
+    expect(ev.data.memory.usage.usage).toBeGreaterThan(0);
+    expect(ev.data.pids.current).toBeGreaterThanOrEqual(1);
+    expect(ev.data.cpu.usage.total).toBeGreaterThan(0);
 
     expect((await oci(root, ['kill', '--all', c, 'KILL'])).code).toBe(0);
     let st = '';
@@ -146,6 +153,33 @@ describe.skipIf(!inVm)('cgroup v2 limits in effect', () => {
     expect(st).toBe('stopped');
     expect((await oci(root, ['delete', c])).code).toBe(0);
     expect(existsSync(join(CG, 'tsrun', c))).toBe(false);
+  });
+
+  it('respects the no-internal-process rule: processes of a busy parent cgroup move to a leaf', async () => {
+    // A parent cgroup holding a process, as when tsrun itself runs inside a container.
+    const parent = join(CG, 'busy-parent');
+    mkdirSync(parent, { recursive: true });
+    const sleeper = spawn('/bin/sleep', ['60'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(parent, 'cgroup.procs'), String(sleeper.pid));
+      const c = id('nip');
+      const b = makeBundle(base, (s) => {
+        s.process.args = ['/bin/true'];
+        s.linux.cgroupsPath = `/busy-parent/${c}`;
+        s.linux.resources = { memory: { limit: 64 * MiB } };
+      });
+      const r = await oci(root, ['run', '--bundle', b, c]);
+      expect(r.code, show(r)).toBe(0);
+      expect(readFileSync(join(parent, 'cgroup.subtree_control'), 'utf8')).toContain('memory');
+      expect(readFileSync(join(parent, 'tsrun-leaf', 'cgroup.procs'), 'utf8').trim()).toBe(String(sleeper.pid));
+      expect(existsSync(join(parent, c))).toBe(false);
+    } finally {
+      sleeper.kill('SIGKILL');
+      await new Promise((res) => sleeper.once('exit', res));
+      await until(() => readFileSync(join(parent, 'tsrun-leaf', 'cgroup.procs'), 'utf8').trim() === '' || null);
+      rmdirSync(join(parent, 'tsrun-leaf'));
+      rmdirSync(parent);
+    }
   });
 
   it('reports the smallest memory limit under which `run` of busybox true succeeds', async () => {
