@@ -50,7 +50,7 @@ done
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAUNCHER=${TSRUN_OCI:-$REPO/dist/bin/tsrun-oci}
-[ -x "$LAUNCHER" ] && [ -f "${LAUNCHER}.mjs" ] || die "$LAUNCHER (and ${LAUNCHER}.mjs) not found: build first with 'cd $REPO && npm run build'"
+[ -x "$LAUNCHER" ] && [ -f "${LAUNCHER}.cjs" ] || die "$LAUNCHER (and ${LAUNCHER}.cjs) not found: build first with 'cd $REPO && npm run build'"
 NODE=$(sed -n '1s/^#![[:space:]]*//p' "$LAUNCHER")
 [ -n "$NODE" ] && [ -x "${NODE%% *}" ] || die "cannot find the node of the #! line of $LAUNCHER (got '$NODE')"
 RUNC=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
@@ -84,11 +84,10 @@ fi
 TSRUN=$LAUNCHER
 if [ "$IN_PLACE" = 0 ]; then
   mkdir -p "$WORK/tsrun/dist/bin" "$WORK/tsrun/build/Release"
-  cp -p "$LAUNCHER" "${LAUNCHER}.mjs" "$WORK/tsrun/dist/bin/"
+  # the launcher, its bundle, dist/bin/package.json (CommonJS) and the V8 code caches
+  cp -p "$LAUNCHER" "${LAUNCHER}.cjs" "$(dirname "$LAUNCHER")/package.json" "$WORK/tsrun/dist/bin/"
+  cp -p "${LAUNCHER}".cjs.*.v8cache "$WORK/tsrun/dist/bin/" 2>/dev/null || true
   cp -p "$ADDON" "$WORK/tsrun/build/Release/tsrun.node"
-  # package.json's "type": "module" makes node load the extensionless launcher as ESM, as in the tree
-  PKG=$(cd "$(dirname "$LAUNCHER")/../.." && pwd)/package.json
-  [ -f "$PKG" ] && cp -p "$PKG" "$WORK/tsrun/package.json"
   [ -d "$REPO/node_modules" ] && ln -s "$REPO/node_modules" "$WORK/tsrun/node_modules" # pino, for --log-format json only
   TSRUN=$WORK/tsrun/dist/bin/$(basename "$LAUNCHER")
 fi
@@ -233,7 +232,7 @@ BENCH_CFG=$("$NODE" -e 'console.log(JSON.stringify({tsrun:process.argv[1],runc:p
 # ---- header ----
 git_rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')
 git_dirty=$(git -C "$REPO" status --porcelain -- src native 2>/dev/null | wc -l)
-mjs_sum=$(sha256sum "${TSRUN}.mjs" | cut -c1-12)
+mjs_sum=$(sha256sum "${TSRUN}.cjs" | cut -c1-12)
 echo "tsrun-oci run vs runc run: /bin/true in a busybox bundle, $RUNS interleaved rounds (+$WARMUP warm-up), wall ms"
 echo "  host      $(uname -sr), $(nproc) CPU, load average $(cut -d" " -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "  tsrun-oci $LAUNCHER (commit $git_rev, $git_dirty changed file(s) in src/ native/; bundle sha256 $mjs_sum)"
