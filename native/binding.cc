@@ -20,6 +20,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSpawn(env, exports);
   InitSys(env, exports);
   InitSeccomp(env, exports);
+  InitFsInRoot(env, exports);
   return exports;
 }
 

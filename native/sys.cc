@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -278,6 +279,24 @@ static Napi::Value JsAttachDeviceFilter(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// mount(source, target, fstype, flags, data): for the image store's overlays, in the host
+// namespace (safe in the parent: it changes no process state).
+static Napi::Value JsMount(const Napi::CallbackInfo& info) {
+  std::string src = ArgStr(info, 0, "source"), tgt = ArgStr(info, 1, "target"), type = ArgStr(info, 2, "fstype");
+  unsigned long flags = (unsigned long)info[3].As<Napi::Number>().Int64Value();
+  std::string data = ArgStr(info, 4, "data");
+  if (mount(src.c_str(), tgt.c_str(), type.empty() ? nullptr : type.c_str(), flags, data.empty() ? nullptr : data.c_str()) < 0)
+    throw SystemError(info.Env(), errno, "mount", tgt.c_str());
+  return info.Env().Undefined();
+}
+
+// umount2(target, flags)
+static Napi::Value JsUmount2(const Napi::CallbackInfo& info) {
+  std::string tgt = ArgStr(info, 0, "target");
+  if (umount2(tgt.c_str(), ArgInt(info, 1, "flags")) < 0) throw SystemError(info.Env(), errno, "umount2", tgt.c_str());
+  return info.Env().Undefined();
+}
+
 // close(fd) without Node's fd bookkeeping (for fds the addon handed out).
 static Napi::Value JsClose(const Napi::CallbackInfo& info) {
   close(ArgInt(info, 0, "fd"));
@@ -298,5 +317,7 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("setWinsize", Napi::Function::New(env, JsSetWinsize, "setWinsize"));
   exports.Set("close", Napi::Function::New(env, JsClose, "close"));
   exports.Set("pipe", Napi::Function::New(env, JsPipe, "pipe"));
+  exports.Set("mount", Napi::Function::New(env, JsMount, "mount"));
+  exports.Set("umount2", Napi::Function::New(env, JsUmount2, "umount2"));
   exports.Set("attachDeviceFilter", Napi::Function::New(env, JsAttachDeviceFilter, "attachDeviceFilter"));
 }

@@ -1,4 +1,5 @@
 // The TypeScript face of build/Release/tsrun.node; keep in step with native/*.cc.
+import type { FsInRootBinding } from './fs-inroot-binding.js';
 
 export interface SyncMessage {
   type: number;
@@ -48,7 +49,7 @@ export interface SeccompConstants {
   SCMP_CMP_MASKED_EQ: number;
 }
 
-export interface NativeBinding {
+export interface NativeBinding extends FsInRootBinding {
   spawn(plan: Buffer, cgroupFd: number): { pid: number; syncFd: number };
   recvMsg(fd: number, timeoutMs: number): SyncMessage | null;
   sendMsg(fd: number, type: number, value?: number): void;
@@ -64,6 +65,9 @@ export interface NativeBinding {
   close(fd: number): void;
   pipe(): [number, number];
   attachDeviceFilter(cgroupFd: number, insns: Buffer): void;
+  /** mount(2) in the calling (host) namespace: image-store overlays. */
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  umount2(target: string, flags: number): void;
   seccompCompile(profile: SeccompProfileNative): { bpf: Buffer; skipped: string[] };
   seccompActions(): SeccompConstants;
 }
