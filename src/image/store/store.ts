@@ -1,0 +1,258 @@
+// The content store: blobs by digest (verified while they stream in, renamed into place),
+// tags, and unpacked layers shared by every image that uses them. Writers of the same digest
+// serialise on a per-digest lock, so concurrent pulls of one image cannot corrupt it.
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { native } from '../../native/index.js';
+import { isErrno, TsrunError, wrap } from '../../util/errors.js';
+import { writeFileAtomic } from '../../util/fs-atomic.js';
+import { digestHex, StoreLayout } from './layout.js';
+
+const LOCK_TIMEOUT_MS = 10 * 60_000;
+
+export interface LayerMeta {
+  diffId: string;
+  compressedDigest?: string;
+  /** Uncompressed tar size in bytes. */
+  size: number;
+  files: number;
+}
+
+export interface TagRecord {
+  /** Digest of the manifest (or index) the tag points at. */
+  digest: string;
+  /** The platform chosen when the tag points at an index, e.g. "linux/amd64". */
+  platform?: string;
+}
+
+export interface PutBlobOptions {
+  digest: string;
+  /** Expected size, when the descriptor gives it: a mismatch is an error. */
+  size?: number;
+  /** Refuse to store more than this many bytes (manifests and configs are small). */
+  maxSize?: number;
+  /** Called with the bytes written so far (progress bars). */
+  onProgress?: (bytes: number) => void;
+}
+
+export class ImageStore {
+  readonly layout: StoreLayout;
+
+  constructor(root?: string) {
+    this.layout = new StoreLayout(root);
+  }
+
+  /** Create the directories (0700 root: image contents may be private). */
+  init(): void {
+    const l = this.layout;
+    for (const d of [l.root, join(l.root, 'blobs', 'sha256'), join(l.root, 'layers'), l.shortLinks(), l.tmp(), l.locks(), join(l.root, 'containers')]) {
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+    }
+  }
+
+  /** Run fn holding the lock named `name` (a digest or "repositories"). */
+  async withLock<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+    this.init();
+    const key = name.startsWith('sha256:') ? digestHex(name) : name.replace(/[^a-z0-9_-]/gi, '_');
+    let fd: number;
+    try {
+      fd = native.lockFile(join(this.layout.locks(), `${key}.lock`), LOCK_TIMEOUT_MS);
+    } catch (e) {
+      throw wrap(e, `lock ${name} in the image store`);
+    }
+    try {
+      return await fn();
+    } finally {
+      native.close(fd);
+    }
+  }
+
+  tmpPath(prefix: string): string {
+    this.init();
+    return join(this.layout.tmp(), `${prefix}-${randomBytes(8).toString('hex')}`);
+  }
+
+  hasBlob(digest: string): boolean {
+    return existsSync(this.layout.blob(digest));
+  }
+
+  blobPath(digest: string): string {
+    return this.layout.blob(digest);
+  }
+
+  blobSize(digest: string): number {
+    return statSync(this.layout.blob(digest)).size;
+  }
+
+  /**
+   * Stream a blob in, hashing as it goes; only a blob whose digest (and size) match is
+   * renamed into place. A blob already present is not written again.
+   */
+  async putBlob(src: AsyncIterable<Buffer> | Readable, o: PutBlobOptions): Promise<void> {
+    const dest = this.layout.blob(o.digest);
+    if (existsSync(dest)) {
+      for await (const _ of src) void _; // drain: the caller may be sharing the stream
+      return;
+    }
+    const tmp = this.tmpPath('blob');
+    const fd = openSync(tmp, 'wx', 0o600);
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const chunk of src) {
+        size += chunk.length;
+        if (o.maxSize !== undefined && size > o.maxSize) {
+          throw new TsrunError('ERR_DIGEST_MISMATCH', `blob ${o.digest} is larger than the ${o.maxSize} bytes allowed`);
+        }
+        if (o.size !== undefined && size > o.size) {
+          throw new TsrunError('ERR_DIGEST_MISMATCH', `blob ${o.digest} is larger than its descriptor's ${o.size} bytes`);
+        }
+        hash.update(chunk);
+        writeSync(fd, chunk);
+        o.onProgress?.(size);
+      }
+      const got = `sha256:${hash.digest('hex')}`;
+      if (got !== o.digest) throw new TsrunError('ERR_DIGEST_MISMATCH', `blob digest mismatch: expected ${o.digest}, got ${got}`);
+      if (o.size !== undefined && size !== o.size) {
+        throw new TsrunError('ERR_DIGEST_MISMATCH', `blob ${o.digest} is ${size} bytes, its descriptor says ${o.size}`);
+      }
+      fsyncSync(fd);
+      closeSync(fd);
+      renameSync(tmp, dest);
+    } catch (e) {
+      try {
+        closeSync(fd);
+      } catch {
+        /* closed */
+      }
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /** Store bytes already in memory (manifests written by `load`, tests). */
+  putBlobBytes(bytes: Buffer): string {
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const dest = this.layout.blob(digest);
+    if (!existsSync(dest)) {
+      this.init();
+      writeFileAtomic(dest, bytes, 0o600);
+    }
+    return digest;
+  }
+
+  /** Read a stored blob, re-checking its digest (small blobs: manifests, configs). */
+  readBlob(digest: string, maxSize = 4 * 1024 * 1024): Buffer {
+    const path = this.layout.blob(digest);
+    let buf: Buffer;
+    try {
+      if (statSync(path).size > maxSize) throw new TsrunError('ERR_INVALID_ARGUMENT', `blob ${digest} is larger than ${maxSize} bytes`);
+      buf = readFileSync(path);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) throw new TsrunError('ERR_INVALID_ARGUMENT', `blob ${digest} is not in the store`);
+      throw e;
+    }
+    const got = `sha256:${createHash('sha256').update(buf).digest('hex')}`;
+    if (got !== digest) throw new TsrunError('ERR_DIGEST_MISMATCH', `stored blob ${digest} is corrupt (hashes to ${got}): remove it with \`tsrun image prune\``);
+    return buf;
+  }
+
+  readBlobJson<T>(digest: string, maxSize?: number): T {
+    const buf = this.readBlob(digest, maxSize);
+    try {
+      return JSON.parse(buf.toString('utf8')) as T;
+    } catch (e) {
+      throw new TsrunError('ERR_INVALID_ARGUMENT', `blob ${digest} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+
+  removeBlob(digest: string): void {
+    rmSync(this.layout.blob(digest), { force: true });
+  }
+
+  // ---- tags ----
+
+  tags(): Record<string, TagRecord> {
+    try {
+      return JSON.parse(readFileSync(this.layout.repositories(), 'utf8')) as Record<string, TagRecord>;
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return {};
+      throw wrap(e, `read ${this.layout.repositories()}`);
+    }
+  }
+
+  resolveTag(ref: string): TagRecord | undefined {
+    return this.tags()[ref];
+  }
+
+  async setTag(ref: string, rec: TagRecord): Promise<void> {
+    await this.withLock('repositories', () => {
+      const all = this.tags();
+      all[ref] = rec;
+      writeFileAtomic(this.layout.repositories(), JSON.stringify(all, null, 2), 0o600);
+    });
+  }
+
+  async removeTag(ref: string): Promise<boolean> {
+    return this.withLock('repositories', () => {
+      const all = this.tags();
+      if (!(ref in all)) return false;
+      delete all[ref];
+      writeFileAtomic(this.layout.repositories(), JSON.stringify(all, null, 2), 0o600);
+      return true;
+    });
+  }
+
+  // ---- layers ----
+
+  hasLayer(diffId: string): boolean {
+    return existsSync(this.layout.layerMeta(diffId));
+  }
+
+  layerMeta(diffId: string): LayerMeta {
+    return JSON.parse(readFileSync(this.layout.layerMeta(diffId), 'utf8')) as LayerMeta;
+  }
+
+  /** The short lowerdir name of a layer (l/<first 16 hex>), for overlay mount options. */
+  shortLink(diffId: string): string {
+    return join(this.layout.shortLinks(), digestHex(diffId).slice(0, 16));
+  }
+
+  /**
+   * Make sure the layer `diffId` is unpacked, exactly once. `unpack` fills an empty directory
+   * and returns what it verified; on any failure the directory is removed, so a layer is
+   * either complete (layer.json present) or absent.
+   */
+  async ensureLayer(diffId: string, unpack: (root: string) => Promise<Omit<LayerMeta, 'diffId'> & { diffId: string }>): Promise<LayerMeta> {
+    digestHex(diffId);
+    return this.withLock(diffId, async () => {
+      if (this.hasLayer(diffId)) return this.layerMeta(diffId);
+      const tmp = this.tmpPath('layer');
+      const root = join(tmp, 'root');
+      mkdirSync(root, { recursive: true, mode: 0o755 });
+      try {
+        const got = await unpack(root);
+        if (got.diffId !== diffId) throw new TsrunError('ERR_DIGEST_MISMATCH', `layer diff_id mismatch: the config says ${diffId}, the content hashes to ${got.diffId}`);
+        const meta: LayerMeta = { ...got, diffId };
+        writeFileAtomic(join(tmp, 'layer.json'), JSON.stringify(meta), 0o644);
+        const dest = this.layout.layerDir(diffId);
+        rmSync(dest, { recursive: true, force: true }); // an incomplete leftover (no layer.json)
+        renameSync(tmp, dest);
+        const link = this.shortLink(diffId);
+        rmSync(link, { force: true });
+        symlinkSync(join('..', 'layers', digestHex(diffId), 'root'), link);
+        return meta;
+      } catch (e) {
+        rmSync(tmp, { recursive: true, force: true });
+        throw e;
+      }
+    });
+  }
+
+  removeLayer(diffId: string): void {
+    rmSync(this.shortLink(diffId), { force: true });
+    rmSync(this.layout.layerDir(diffId), { recursive: true, force: true });
+  }
+}
