@@ -9,8 +9,6 @@
 //                                 devices, opaque dirs carry trusted.overlay.opaque=y); an overlay lowerdir
 //       layer.json                {"diffId","compressedDigest"?,"size","files"}: written last, its
 //                                 presence is what makes the layer complete
-//     l/<short>                   symlink -> ../layers/<hex>/root: short lowerdir names keep the
-//                                 overlay mount options under the page-size limit with many layers
 //     repositories.json           {"<canonical ref>": {"digest": "sha256:…", "platform"?}} (atomic)
 //     containers/<id>/            per-container overlay: upper/, work/, merged/
 //     tmp/                        downloads and unpacks in progress (tmp-<random>); anything here
@@ -44,9 +42,6 @@ export class StoreLayout {
   }
   layerMeta(diffId: string): string {
     return join(this.layerDir(diffId), 'layer.json');
-  }
-  shortLinks(): string {
-    return join(this.root, 'l');
   }
   repositories(): string {
     return join(this.root, 'repositories.json');

@@ -2,7 +2,7 @@
 // tags, and unpacked layers shared by every image that uses them. Writers of the same digest
 // serialise on a per-digest lock, so concurrent pulls of one image cannot corrupt it.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { native } from '../../native/index.js';
@@ -47,7 +47,7 @@ export class ImageStore {
   /** Create the directories (0700 root: image contents may be private). */
   init(): void {
     const l = this.layout;
-    for (const d of [l.root, join(l.root, 'blobs', 'sha256'), join(l.root, 'layers'), l.shortLinks(), l.tmp(), l.locks(), join(l.root, 'containers')]) {
+    for (const d of [l.root, join(l.root, 'blobs', 'sha256'), join(l.root, 'layers'), l.tmp(), l.locks(), join(l.root, 'containers')]) {
       mkdirSync(d, { recursive: true, mode: 0o700 });
     }
   }
@@ -215,11 +215,6 @@ export class ImageStore {
     return JSON.parse(readFileSync(this.layout.layerMeta(diffId), 'utf8')) as LayerMeta;
   }
 
-  /** The short lowerdir name of a layer (l/<first 16 hex>), for overlay mount options. */
-  shortLink(diffId: string): string {
-    return join(this.layout.shortLinks(), digestHex(diffId).slice(0, 16));
-  }
-
   /**
    * Make sure the layer `diffId` is unpacked, exactly once. `unpack` fills an empty directory
    * and returns what it verified; on any failure the directory is removed, so a layer is
@@ -240,9 +235,6 @@ export class ImageStore {
         const dest = this.layout.layerDir(diffId);
         rmSync(dest, { recursive: true, force: true }); // an incomplete leftover (no layer.json)
         renameSync(tmp, dest);
-        const link = this.shortLink(diffId);
-        rmSync(link, { force: true });
-        symlinkSync(join('..', 'layers', digestHex(diffId), 'root'), link);
         return meta;
       } catch (e) {
         rmSync(tmp, { recursive: true, force: true });
@@ -252,7 +244,6 @@ export class ImageStore {
   }
 
   removeLayer(diffId: string): void {
-    rmSync(this.shortLink(diffId), { force: true });
     rmSync(this.layout.layerDir(diffId), { recursive: true, force: true });
   }
 }

@@ -1,0 +1,85 @@
+// A container's root filesystem: an overlay of the image's unpacked layers (read-only,
+// shared) under a writable upper directory of its own, mounted in the host namespace so the
+// runtime can bind it as `root.path`. Removed with the container.
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { native } from '../native/index.js';
+import { isErrno, TsrunError, wrap } from '../util/errors.js';
+import type { ImageStore } from './store/store.js';
+
+const MNT_DETACH = 2;
+/** mount(2) copies at most one page of options. */
+export const MOUNT_DATA_MAX = 4095;
+
+export interface ContainerRootfs {
+  dir: string;
+  merged: string;
+  upper: string;
+  work: string;
+}
+
+/** overlayfs option values escape ':' ',' and '\' with a backslash (runc's escapeOverlayLowerDir). */
+export function escapeOverlayPath(p: string): string {
+  return p.replace(/[\\:,]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The overlay mount data for layers given bottom to top (the image config's order).
+ * lowerdir lists the top layer first. The caller names layers by fds it holds
+ * (/proc/self/fd/N, at most 18 bytes whatever the store's path), so about 230 fit in a page.
+ */
+export function overlayOptions(lowers: string[], upper: string, work: string): string {
+  if (!lowers.length) throw new TsrunError('ERR_INVALID_ARGUMENT', 'an image needs at least one layer');
+  const lowerdir = [...lowers].reverse().map(escapeOverlayPath).join(':');
+  const data = `lowerdir=${lowerdir},upperdir=${escapeOverlayPath(upper)},workdir=${escapeOverlayPath(work)}`;
+  if (data.length > MOUNT_DATA_MAX) {
+    throw new TsrunError('ERR_UNSUPPORTED', `the image has ${lowers.length} layers: their overlay mount options (${data.length} bytes) exceed the kernel's ${MOUNT_DATA_MAX}-byte limit`, {
+      hint: 'squash the image into fewer layers (about 230 fit)',
+    });
+  }
+  return data;
+}
+
+function isMounted(path: string): boolean {
+  const mi = readFileSync('/proc/self/mountinfo', 'utf8');
+  return mi.split('\n').some((l) => l.split(' ')[4] === path);
+}
+
+/** Mount the overlay for container `id` from layers (diff_ids, bottom to top). */
+export function mountRootfs(store: ImageStore, id: string, diffIds: string[]): ContainerRootfs {
+  for (const d of diffIds) {
+    if (!store.hasLayer(d)) throw new TsrunError('ERR_INVALID_ARGUMENT', `layer ${d} is not unpacked in the store: pull the image again`);
+  }
+  const dir = store.layout.container(id);
+  const r: ContainerRootfs = { dir, merged: join(dir, 'merged'), upper: join(dir, 'upper'), work: join(dir, 'work') };
+  // The kernel resolves these magic links while mounting, in this process: fds suffice.
+  const fds = diffIds.map((d) => openSync(store.layout.layerRoot(d), constants.O_RDONLY | constants.O_DIRECTORY));
+  try {
+    const data = overlayOptions(fds.map((fd) => `/proc/self/fd/${fd}`), r.upper, r.work);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const d of [r.upper, r.work, r.merged]) mkdirSync(d, { recursive: true, mode: 0o755 });
+    try {
+      native.mount('overlay', r.merged, 'overlay', 0, data);
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw wrap(e, `mount the overlay rootfs of ${id}`);
+    }
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+  return r;
+}
+
+/** Unmount and remove a container's overlay; fine if it is already gone. */
+export function removeRootfs(store: ImageStore, id: string): void {
+  const dir = store.layout.container(id);
+  const merged = join(dir, 'merged');
+  if (existsSync(merged) && isMounted(merged)) {
+    try {
+      native.umount2(merged, MNT_DETACH);
+    } catch (e) {
+      if (!isErrno(e, 'EINVAL') && !isErrno(e, 'ENOENT')) throw wrap(e, `unmount ${merged}`);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
