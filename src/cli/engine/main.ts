@@ -1,14 +1,207 @@
-// tsrun: the engine CLI (images, `tsrun run IMAGE`). Its image side arrives with the image
-// store; until then it runs bundles through the same runtime core as tsrun-oci.
+// tsrun: the engine CLI. Image commands over the content store (pull, images, rmi, inspect,
+// prune, load, save, login/logout); `tsrun oci …` reaches the runtime. The only place in the
+// engine that prints or decides exit codes.
+import { createWriteStream, readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { loadArchive } from '../../image/archive/load.js';
+import { saveImage, type SaveFormat } from '../../image/archive/save.js';
+import { pruneImages, removeImage } from '../../image/gc.js';
+import { inspectImage, listImages } from '../../image/inspect.js';
+import { pullImage } from '../../image/pull.js';
+import { parseReference } from '../../image/reference.js';
+import { normalizeRegistryKey, removeCredentials, saveCredentials } from '../../image/registry/credentials.js';
+import { DEFAULT_IMAGE_ROOT } from '../../image/store/layout.js';
+import { ImageStore } from '../../image/store/store.js';
+import { TsrunError } from '../../util/errors.js';
 import { main as ociMain } from '../oci/main.js';
 import { VERSION } from '../version.js';
+import { formatBytes, PullProgressView } from './progress.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function report(err: unknown): number {
+  if (err instanceof TsrunError) {
+    process.stderr.write(`tsrun: ${err.message}\n`);
+    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+  } else {
+    process.stderr.write(`tsrun: ${String((err as Error)?.stack ?? err)}\n`);
+  }
+  return 1;
+}
+
+function age(iso: string | undefined): string {
+  if (!iso) return '-';
+  const s = (Date.now() - Date.parse(iso)) / 1000;
+  if (!Number.isFinite(s)) return '-';
+  for (const [unit, n] of [['year', 31536000], ['month', 2592000], ['day', 86400], ['hour', 3600], ['minute', 60]] as const) {
+    if (s >= n) return `${Math.floor(s / n)} ${unit}${Math.floor(s / n) > 1 ? 's' : ''} ago`;
+  }
+  return 'just now';
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('')).join('\n') + '\n';
+}
 
 export async function main(argv: string[]): Promise<number> {
-  if (argv[0] === '--version' || argv[0] === 'version') {
-    process.stdout.write(`tsrun version ${VERSION}\n`);
-    return 0;
-  }
   if (argv[0] === 'oci') return ociMain(argv.slice(1));
-  process.stderr.write('tsrun: the image engine (pull, run IMAGE) is not built yet; use `tsrun oci <runc command>` or tsrun-oci\n');
-  return 2;
+  let exitCode = 0;
+  const program = new Command('tsrun');
+  program
+    .description('tsrun: containers from images (the engine); `tsrun oci …` is the OCI runtime')
+    .option('--root <dir>', 'image store', DEFAULT_IMAGE_ROOT)
+    .version(`tsrun version ${VERSION}`, '-v, --version')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const store = () => new ImageStore(program.opts<{ root: string }>().root);
+  const act =
+    <A extends unknown[]>(fn: (...a: A) => Promise<number | void> | number | void) =>
+    async (...a: A) => {
+      try {
+        const r = await fn(...a);
+        exitCode = typeof r === 'number' ? r : 0;
+      } catch (e) {
+        exitCode = report(e);
+      }
+    };
+
+  program
+    .command('pull')
+    .argument('<image>')
+    .option('--platform <os/arch[/variant]>', 'pick this platform from a multi-arch image')
+    .option('--insecure-registry <host>', 'allow plain http / unverified TLS for this registry (repeatable)', collect, [])
+    .option('-q, --quiet', 'print only the image digest', false)
+    .description('pull an image from a registry (verified by digest, layers unpacked once)')
+    .action(
+      act(async (image: string, o: { platform?: string; insecureRegistry: string[]; quiet: boolean }) => {
+        const view = new PullProgressView(process.stdout, o.quiet);
+        const r = await pullImage(store(), image, {
+          ...(o.platform ? { platform: o.platform } : {}),
+          insecureRegistries: o.insecureRegistry,
+          onProgress: (e) => view.handle(e),
+        });
+        if (o.quiet) process.stdout.write(`${r.digest}\n`);
+      }),
+    );
+
+  const images = (o: { quiet: boolean; format?: string }) => {
+    const rows = listImages(store());
+    if (o.quiet) process.stdout.write(rows.map((r) => `${r.id.slice(7, 19)}\n`).join(''));
+    else if (o.format === 'json') process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    else {
+      process.stdout.write(
+        table([
+          ['REPOSITORY:TAG', 'IMAGE ID', 'PLATFORM', 'CREATED', 'SIZE'],
+          ...rows.map((r) => [r.ref, r.id.slice(7, 19) || '-', r.platform || '-', age(r.created), r.error ? `(${r.error})` : formatBytes(r.size)]),
+        ]),
+      );
+    }
+  };
+  program
+    .command('images')
+    .option('-q, --quiet', 'ids only', false)
+    .addOption(new Option('--format <format>').choices(['table', 'json']))
+    .description('list images')
+    .action(act(images));
+
+  const rmi = async (refs: string[], o: { force: boolean }) => {
+    for (const ref of refs) {
+      const r = await removeImage(store(), ref, { force: o.force });
+      for (const t of r.untagged) process.stdout.write(`untagged: ${t}\n`);
+    }
+  };
+  program
+    .command('rmi')
+    .argument('<image...>')
+    .option('-f, --force', 'remove even if several tags point at it', false)
+    .description('remove image tags (space is reclaimed by `tsrun image prune`)')
+    .action(act(rmi));
+
+  const prune = async (o: { all: boolean }) => {
+    const r = await pruneImages(store(), { all: o.all });
+    for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+    process.stdout.write(`removed ${r.blobsRemoved} blob(s) and ${r.layersRemoved} layer(s), freed ${formatBytes(r.bytesFreed)}\n`);
+  };
+  const inspect = (refs: string[]) => {
+    process.stdout.write(`${JSON.stringify(refs.map((r) => inspectImage(store(), r)), null, 2)}\n`);
+  };
+  const image = program.command('image').description('manage images');
+  image.command('ls').option('-q, --quiet', 'ids only', false).addOption(new Option('--format <format>').choices(['table', 'json'])).action(act(images));
+  image.command('inspect').argument('<image...>').description('show an image: manifest, config, layers').action(act(inspect));
+  image.command('rm').argument('<image...>').option('-f, --force', '', false).action(act(rmi));
+  image
+    .command('prune')
+    .option('-a, --all', 'also remove blobs and layers changed in the last 10 minutes', false)
+    .description('remove blobs and layers no tagged image uses')
+    .action(act(prune));
+  program.command('inspect').argument('<image...>').description('same as `image inspect`').action(act(inspect));
+
+  program
+    .command('load')
+    .argument('[archive]')
+    .option('-i, --input <file>', 'OCI layout dir, oci-archive or docker-save archive')
+    .option('-t, --tag <ref>', 'tag the loaded image with this name')
+    .description('load images from an archive or OCI layout')
+    .action(
+      act(async (archive: string | undefined, o: { input?: string; tag?: string }) => {
+        const path = o.input ?? archive;
+        if (!path) throw new TsrunError('ERR_INVALID_ARGUMENT', 'load needs an archive: tsrun load -i FILE');
+        const r = await loadArchive(store(), path, o.tag ? { tag: o.tag } : {});
+        for (const img of r.images) process.stdout.write(`loaded ${img.refs.join(', ') || img.digest} (${img.layers} layer(s), ${r.format})\n`);
+      }),
+    );
+
+  program
+    .command('save')
+    .argument('<image...>')
+    .requiredOption('-o, --output <file>', 'where to write')
+    .addOption(new Option('--format <format>').choices(['oci-archive', 'docker-archive', 'oci-dir']).default('oci-archive'))
+    .description('write images to an archive or OCI layout')
+    .action(
+      act(async (refs: string[], o: { output: string; format: SaveFormat }) => {
+        await saveImage(store(), refs, o.format === 'oci-dir' ? o.output : createWriteStream(o.output), o.format);
+      }),
+    );
+
+  program
+    .command('login')
+    .argument('<registry>')
+    .requiredOption('-u, --username <name>')
+    .option('-p, --password <password>', 'the password (prefer --password-stdin)')
+    .option('--password-stdin', 'read the password from stdin', false)
+    .description(`save credentials for a registry (in <root>/auth.json, mode 0600)`)
+    .action(
+      act((registry: string, o: { username: string; password?: string; passwordStdin: boolean }) => {
+        const password = o.passwordStdin ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : o.password;
+        if (!password) throw new TsrunError('ERR_INVALID_ARGUMENT', 'login needs a password: --password-stdin or -p');
+        const where = saveCredentials(normalizeRegistryKey(registry), { username: o.username, password }, { imageRoot: program.opts<{ root: string }>().root });
+        process.stdout.write(`credentials for ${registry} saved in ${where}\n`);
+      }),
+    );
+
+  program
+    .command('logout')
+    .argument('<registry>')
+    .description('forget the credentials saved for a registry')
+    .action(
+      act((registry: string) => {
+        const removed = removeCredentials(normalizeRegistryKey(registry), { imageRoot: program.opts<{ root: string }>().root });
+        process.stdout.write(removed ? `removed credentials for ${registry}\n` : `no credentials saved for ${registry}\n`);
+      }),
+    );
+
+  program.command('normalize').argument('<image>').description('print the canonical name of an image reference').action(
+    act((ref: string) => {
+      process.stdout.write(`${parseReference(ref).canonical}\n`);
+    }),
+  );
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
+    return report(e);
+  }
+  return exitCode;
 }
