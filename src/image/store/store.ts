@@ -2,7 +2,7 @@
 // tags, and unpacked layers shared by every image that uses them. Writers of the same digest
 // serialise on a per-digest lock, so concurrent pulls of one image cannot corrupt it.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { native } from '../../native/index.js';
@@ -69,9 +69,20 @@ export class ImageStore {
     }
   }
 
+  /** tmp/<prefix>-<pid>-<random>: the pid lets prune tell a crashed writer's leftovers. */
   tmpPath(prefix: string): string {
     this.init();
-    return join(this.layout.tmp(), `${prefix}-${randomBytes(8).toString('hex')}`);
+    return join(this.layout.tmp(), `${prefix}-${process.pid}-${randomBytes(8).toString('hex')}`);
+  }
+
+  /** Mark a reused blob or layer as fresh, so a concurrent prune (10-minute rule) keeps it. */
+  private touch(path: string): void {
+    const now = new Date();
+    try {
+      utimesSync(path, now, now);
+    } catch {
+      /* removed meanwhile: the caller's next step notices */
+    }
   }
 
   hasBlob(digest: string): boolean {
@@ -93,6 +104,7 @@ export class ImageStore {
   async putBlob(src: AsyncIterable<Buffer> | Readable, o: PutBlobOptions): Promise<void> {
     const dest = this.layout.blob(o.digest);
     if (existsSync(dest)) {
+      this.touch(dest);
       for await (const _ of src) void _; // drain: the caller may be sharing the stream
       return;
     }
@@ -139,7 +151,7 @@ export class ImageStore {
     if (!existsSync(dest)) {
       this.init();
       writeFileAtomic(dest, bytes, 0o600);
-    }
+    } else this.touch(dest);
     return digest;
   }
 
@@ -223,7 +235,10 @@ export class ImageStore {
   async ensureLayer(diffId: string, unpack: (root: string) => Promise<Omit<LayerMeta, 'diffId'> & { diffId: string }>): Promise<LayerMeta> {
     digestHex(diffId);
     return this.withLock(diffId, async () => {
-      if (this.hasLayer(diffId)) return this.layerMeta(diffId);
+      if (this.hasLayer(diffId)) {
+        this.touch(this.layout.layerDir(diffId));
+        return this.layerMeta(diffId);
+      }
       const tmp = this.tmpPath('layer');
       const root = join(tmp, 'root');
       mkdirSync(root, { recursive: true, mode: 0o755 });
