@@ -12,6 +12,9 @@ import { digestHex, StoreLayout } from './layout.js';
 
 const LOCK_TIMEOUT_MS = 10 * 60_000;
 
+/** Per lock file: the tail of the queue of callers in this process. */
+const inProcess = new Map<string, Promise<void>>();
+
 export interface LayerMeta {
   diffId: string;
   compressedDigest?: string;
@@ -52,20 +55,33 @@ export class ImageStore {
     }
   }
 
-  /** Run fn holding the lock named `name` (a digest or "repositories"). */
+  /**
+   * Run fn holding the lock named `name` (a digest or "repositories"): a file lock against
+   * other processes, behind an in-process queue (record locks never block callers in the same
+   * process, and closing any fd of the file would drop the lock for all of them).
+   */
   async withLock<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
     this.init();
     const key = name.startsWith('sha256:') ? digestHex(name) : name.replace(/[^a-z0-9_-]/gi, '_');
-    let fd: number;
+    const path = join(this.layout.locks(), `${key}.lock`);
+    const previous = inProcess.get(path) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = previous.then(() => mine);
+    inProcess.set(path, tail);
+    await previous;
+    let fd: number | undefined;
     try {
-      fd = native.lockFile(join(this.layout.locks(), `${key}.lock`), LOCK_TIMEOUT_MS);
-    } catch (e) {
-      throw wrap(e, `lock ${name} in the image store`);
-    }
-    try {
+      try {
+        fd = native.lockFile(path, LOCK_TIMEOUT_MS);
+      } catch (e) {
+        throw wrap(e, `lock ${name} in the image store`);
+      }
       return await fn();
     } finally {
-      native.close(fd);
+      if (fd !== undefined) native.close(fd);
+      release();
+      if (inProcess.get(path) === tail) inProcess.delete(path);
     }
   }
 
