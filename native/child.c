@@ -59,7 +59,7 @@ struct cur {
   const unsigned char* end;
 };
 
-/* ---------- tiny libc-free helpers ---------- */
+/* ---------- tiny helpers (no libc string functions) ---------- */
 
 static size_t c_strlen(const char* s) {
   size_t n = 0;
@@ -149,7 +149,7 @@ static int open_in_root(struct ctx* x, const char* rel, int flags) {
 }
 
 static void fd_path(char* buf, int fd) {
-  /* "/proc/self/fd/<fd>" without snprintf */
+  /* "/proc/self/fd/<fd>", formatted by hand */
   const char* pre = "/proc/self/fd/";
   size_t n = c_strlen(pre);
   memcpy(buf, pre, n);
@@ -345,7 +345,7 @@ static void step_mount(struct ctx* x, struct cur* c) {
   }
   close(fd);
   if (!remount && !propagation && !attr_set && !attr_clr) return;
-  /* Re-open: the first fd still names the covered directory, not the new mount. */
+  /* Re-open: the first fd still names the covered directory, not the mount just made. */
   fd = open_in_root(x, target, O_PATH | (follow ? 0 : O_NOFOLLOW));
   if (fd < 0) fail(x, errno, D_OPEN);
   fd_path(p, fd);

@@ -68,37 +68,7 @@ pack_layer() {
 
 # ---- the arm64 busybox-static .deb, without touching the host's apt configuration ----
 # The bookworm source from /etc/apt/sources.list{,.d} (deb822 or one-line): "URI<TAB>signed-by"
-find_mirror() {
-  local f
-  shopt -s nullglob
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    case "$f" in
-      *.sources)
-        awk '
-          function flush() {
-            if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ / bookworm / && enabled != "no" && uris != "") {
-              split(uris, u, " "); print u[1] "\t" signed; found = 1; exit
-            }
-            types = suites = uris = signed = ""; enabled = ""
-          }
-          /^[ \t]*#/ { next }
-          /^[ \t]*$/ { flush(); next }
-          { key = tolower($1); sub(/:$/, "", key); $1 = ""; sub(/^[ \t]+/, "")
-            if (key == "types") types = $0; else if (key == "uris") uris = $0
-            else if (key == "suites") suites = $0; else if (key == "signed-by") signed = $0
-            else if (key == "enabled") enabled = tolower($0) }
-          END { if (!found) flush() }' "$f" ;;
-      *)
-        awk '$1 == "deb" {
-            i = 2; signed = ""
-            if ($2 ~ /^\[/) { while (i <= NF) { if ($i ~ /^signed-by=/) { signed = $i; sub(/^signed-by=/, "", signed); sub(/\]$/, "", signed) }
-                                                 if ($i ~ /\]$/) { i++; break } i++ } }
-            if ($(i + 1) == "bookworm") { print $i "\t" signed; exit }
-          }' "$f" ;;
-    esac
-  done | head -n1
-}
+. "$HERE/../lib/apt-mirror.sh"  # find_mirror SUITE
 fetch_arm64_deb() {   # prints the path of the .deb, or fails
   if [ -n "${BUSYBOX_ARM64_DEB:-}" ]; then
     [ -f "$BUSYBOX_ARM64_DEB" ] || return 1
@@ -115,7 +85,7 @@ fetch_arm64_deb() {   # prints the path of the .deb, or fails
     deb=$(ls "$cache"/busybox-static_*_arm64.deb 2>/dev/null | head -n1 || true)
   fi
   if [ -n "$deb" ]; then echo "$deb"; return 0; fi
-  line=$(find_mirror)
+  line=$(find_mirror bookworm)
   [ -n "$line" ] || { warn "no bookworm source in /etc/apt/sources.list{,.d}"; return 1; }
   mirror=${line%%$'\t'*} signed=${line#*$'\t'}
   A=$TMP/apt

@@ -74,43 +74,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE_ROOT=${TSRUN_IMAGE_CACHE:-$REPO/.cache/images}
 
-# ---- the configured mirror: the first source whose Suites (or .list suite) is bookworm ----
-find_mirror() {
-  local f
-  shopt -s nullglob
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    case "$f" in
-      *.sources)
-        # deb822: paragraphs separated by blank lines
-        awk -v suite="$SUITE" '
-          function flush() {
-            if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ") && enabled != "no" && uris != "") {
-              split(uris, u, " "); print u[1] "\t" signed; found = 1; exit
-            }
-            types = suites = uris = signed = ""; enabled = ""
-          }
-          /^[ \t]*#/ { next }
-          /^[ \t]*$/ { flush(); next }
-          { key = tolower($1); sub(/:$/, "", key); $1 = ""; sub(/^[ \t]+/, "")
-            if (key == "types") types = $0; else if (key == "uris") uris = $0
-            else if (key == "suites") suites = $0; else if (key == "signed-by") signed = $0
-            else if (key == "enabled") enabled = tolower($0) }
-          END { if (!found) flush() }' "$f" ;;
-      *)
-        # one-line style: deb [opts] URI suite components...
-        awk -v suite="$SUITE" '
-          $1 == "deb" {
-            i = 2; signed = ""
-            if ($2 ~ /^\[/) { while (i <= NF) { if ($i ~ /^signed-by=/) { signed = $i; sub(/^signed-by=/, "", signed); sub(/\]$/, "", signed) }
-                                                 if ($i ~ /\]$/) { i++; break } i++ } }
-            if ($(i + 1) == suite) { print $i "\t" signed; exit }
-          }' "$f" ;;
-    esac
-  done | head -n1
-}
+# ---- the configured mirror (images/lib/apt-mirror.sh) ----
+. "$HERE/../lib/apt-mirror.sh"
 if [ -z "${MIRROR:-}" ]; then
-  line=$(find_mirror)
+  line=$(find_mirror "$SUITE")
   [ -n "$line" ] || die "no '$SUITE' source in /etc/apt/sources.list{,.d}: set MIRROR=http://…/debian"
   MIRROR=${line%%$'\t'*}
   [ -n "${KEYRING:-}" ] || KEYRING=${line#*$'\t'}
