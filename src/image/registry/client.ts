@@ -279,6 +279,10 @@ export class RegistryClient {
       if (next.protocol === 'http:' && current.protocol === 'https:' && !this.hostAllowsHttp(next)) {
         throw new RegistryError('ERR_INVALID_ARGUMENT', `${this.displayName}: refusing a redirect from https to plain http (${next.host})`, status);
       }
+      // A request with a body (a token POST carrying a refresh token) never follows to another host.
+      if (req.body !== undefined && next.host !== current.host) {
+        throw new RegistryError('ERR_INVALID_ARGUMENT', `${this.displayName}: refusing to send a request body to ${next.host} after a redirect`, status);
+      }
       if (status === 303 || (req.method === 'POST' && (status === 301 || status === 302))) {
         const { body: _drop, ...rest } = req;
         void _drop;
@@ -376,9 +380,14 @@ export class RegistryClient {
       throw e instanceof RegistryError ? e : netError(e, `${o.method} ${url.href}`);
       });
     let authorization = await this.auth.authorization(this.scope);
-    let { res } = await sendOnce(authorization);
+    let { res, url: answered } = await sendOnce(authorization);
     if (res.statusCode === 401) {
       const body = await drain(res);
+      // Only the registry itself may say where to authenticate: a 401 from a host it
+      // redirected to (blob storage) must never send our credentials to that host's realm.
+      if (answered.host !== url.host) {
+        throw new RegistryError('ERR_INVALID_ARGUMENT', `${this.displayName}: the storage host ${answered.host} it redirected to refused the request (401)`, 401);
+      }
       const challenges = parseWwwAuthenticate(String(header(res.headers, 'www-authenticate') ?? ''));
       const sentBasic = authorization?.startsWith('Basic ') ?? false;
       this.auth.invalidate(this.scope);

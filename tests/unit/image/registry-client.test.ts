@@ -230,6 +230,20 @@ describe('auth and redirects', () => {
     expect(c.auth.scheme).toBe('bearer');
   });
 
+  it("never sends credentials to a realm named by a storage host's 401 (only the registry may challenge)", async () => {
+    const evil = await serve((_req, res) => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"token":"x"}'));
+    const storage = await serve((_req, res) =>
+      res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://localhost:${evil.port}/token",service="x"` }).end(),
+    );
+    const reg = await serve((req, res) => {
+      if (req.url === '/v2/') return res.writeHead(200).end();
+      res.writeHead(307, { Location: `http://localhost:${storage.port}/data/blob` }).end();
+    });
+    const c = client(`127.0.0.1:${reg.port}`, 'test/img', { credentials: { username: 'alice', password: 's3cret' } });
+    await expect(c.blobStream(sha(Buffer.from('x')))).rejects.toThrow(/storage host localhost:\d+ .*refused the request \(401\)/);
+    expect(evil.log).toEqual([]);
+  });
+
   it('a 401 with no credentials is a clear unauthorized error', async () => {
     const { port } = await serve((_req, res) => res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="Registry Realm"' }).end());
     const e = await client(`127.0.0.1:${port}`, 'test/img', { credentialNote: 'a note' })
