@@ -81,7 +81,6 @@ export interface PruneResult {
   blobsRemoved: number;
   layersRemoved: number;
   bytesFreed: number;
-  linksRemoved: number;
   tmpRemoved: number;
   /** Tagged images that could not be read in full (what they reach was kept where known). */
   warnings: string[];
@@ -171,7 +170,7 @@ const OWNED_TMP = /^[a-z]+-(\d+)-[0-9a-f]+$/;
  * kept unless `all`.
  */
 export async function pruneImages(store: ImageStore, opts: PruneOptions = {}): Promise<PruneResult> {
-  const res: PruneResult = { blobsRemoved: 0, layersRemoved: 0, bytesFreed: 0, linksRemoved: 0, tmpRemoved: 0, warnings: [] };
+  const res: PruneResult = { blobsRemoved: 0, layersRemoved: 0, bytesFreed: 0, tmpRemoved: 0, warnings: [] };
   const inUse = new Set<string>();
   for (const d of opts.inUseLayers ?? []) inUse.add(d.startsWith('sha256:') ? d : `sha256:${d}`);
   store.init();
@@ -249,26 +248,15 @@ export async function pruneImages(store: ImageStore, opts: PruneOptions = {}): P
       const meta = lstatOrUndefined(l.layerMeta(diffId));
       if (fresh(st) || (meta && fresh(meta))) continue;
       await store.withLock(diffId, () => {
+        // Again under the layer's lock: a pull may have reused it since the check above.
+        const again = lstatOrUndefined(dir);
+        const againMeta = lstatOrUndefined(l.layerMeta(diffId));
+        if (!again || fresh(again) || (againMeta && fresh(againMeta))) return;
         const bytes = diskBytes(dir);
         store.removeLayer(diffId);
         res.layersRemoved++;
         res.bytesFreed += bytes;
       });
-    }
-
-    // ---- dangling short links (l/, from stores made before layers were named by fds)
-    const linkDir = join(l.root, 'l');
-    for (const name of listDir(linkDir)) {
-      const p = join(linkDir, name);
-      const st = lstatOrUndefined(p);
-      if (!st?.isSymbolicLink()) continue;
-      try {
-        statSync(p);
-      } catch (e) {
-        if (!isErrno(e, 'ENOENT') && !isErrno(e, 'ENOTDIR')) throw e;
-        rmSync(p, { force: true });
-        res.linksRemoved++;
-      }
     }
 
     // ---- tmp/: crash leftovers

@@ -24,6 +24,7 @@ export const MediaType = {
   DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   DockerConfig: 'application/vnd.docker.container.image.v1+json',
   DockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  DockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
   DockerForeignLayerGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
   DockerSchema1Manifest: 'application/vnd.docker.distribution.manifest.v1+json',
   DockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
@@ -40,6 +41,7 @@ export const LAYER_MEDIA_TYPES: readonly string[] = [
   MediaType.OciLayerNondistributableGzip,
   MediaType.OciLayerNondistributableZstd,
   MediaType.DockerLayerGzip,
+  MediaType.DockerLayer,
   MediaType.DockerForeignLayerGzip,
 ];
 const SCHEMA1_MEDIA_TYPES: readonly string[] = [MediaType.DockerSchema1Manifest, MediaType.DockerSchema1Signed, 'application/json'];

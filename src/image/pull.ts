@@ -93,10 +93,10 @@ const DEFAULT_CONCURRENCY = 3;
 const DEFAULT_LAYER_ATTEMPTS = 3;
 const BYTES_EVENT_STEP = 256 * 1024;
 
-// ---- in-process serialisation ----
-// The store's locks are POSIX record locks, which do not exclude callers inside one process
-// (and closing any fd of the lock file drops the process's lock). Two pulls in one process
-// sharing a layer therefore also queue here, per store root and digest.
+// ---- in-process de-duplication ----
+// Two pulls in one process that need the same layer queue here, per store root and diff_id,
+// so the second finds it present instead of downloading it again (the store's own lock only
+// makes the unpack exclusive, not the download).
 const queues = new Map<string, Promise<void>>();
 
 async function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -393,7 +393,10 @@ async function pull(ctx: Ctx, want: Platform, explicitPlatform: boolean, concurr
   await storeBytes(store, cd.digest, configBytes);
   for (const d of toStore) await storeBytes(store, d.digest, d.bytes);
   const rec: TagRecord = { digest: top.digest, ...(platform ? { platform } : {}) };
-  await store.setTag(ref.canonical, rec);
+  await store.setTagIfComplete(ref.canonical, rec, {
+    blobs: [cd.digest, ...toStore.map((d) => d.digest), ...layers.map((l) => l.digest)],
+    layers: layers.map((l) => l.diffId),
+  });
   emit({ type: 'tagged', ref: ref.canonical, digest: top.digest });
   return {
     ref: ref.canonical,
@@ -426,6 +429,7 @@ async function pullLayer(ctx: Ctx, l: PullLayerInfo): Promise<LayerMeta> {
   const { store, emit, signal } = ctx;
   return serialized(`${store.layout.root}\0${l.diffId}`, async () => {
     if (store.hasLayer(l.diffId) && store.hasBlob(l.digest)) {
+      store.markUsed([l.digest], [l.diffId]);
       emit({ type: 'skipped-exists', layer: l });
       return store.layerMeta(l.diffId);
     }

@@ -5,9 +5,11 @@ import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rm
 import { join } from 'node:path';
 import { native } from '../native/index.js';
 import { isErrno, TsrunError, wrap } from '../util/errors.js';
+import { validateId } from '../runtime/state-store.js';
 import type { ImageStore } from './store/store.js';
 
 const MNT_DETACH = 2;
+const MS_NODEV = 4;
 /** mount(2) copies at most one page of options. */
 export const MOUNT_DATA_MAX = 4095;
 
@@ -50,8 +52,12 @@ export function mountRootfs(store: ImageStore, id: string, diffIds: string[]): C
   for (const d of diffIds) {
     if (!store.hasLayer(d)) throw new TsrunError('ERR_INVALID_ARGUMENT', `layer ${d} is not unpacked in the store: pull the image again`);
   }
+  validateId(id);
   const dir = store.layout.container(id);
   const r: ContainerRootfs = { dir, merged: join(dir, 'merged'), upper: join(dir, 'upper'), work: join(dir, 'work') };
+  if (existsSync(dir)) {
+    throw new TsrunError('ERR_CONTAINER_EXISTS', `a root filesystem for container ${id} already exists at ${dir}`, { hint: 'remove the old container first' });
+  }
   // The kernel resolves these magic links while mounting, in this process: fds suffice.
   const fds = diffIds.map((d) => openSync(store.layout.layerRoot(d), constants.O_RDONLY | constants.O_DIRECTORY));
   try {
@@ -59,7 +65,8 @@ export function mountRootfs(store: ImageStore, id: string, diffIds: string[]): C
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     for (const d of [r.upper, r.work, r.merged]) mkdirSync(d, { recursive: true, mode: 0o755 });
     try {
-      native.mount('overlay', r.merged, 'overlay', 0, data);
+      // nodev: device nodes an image carries stay inert (the container's /dev is its own tmpfs).
+      native.mount('overlay', r.merged, 'overlay', MS_NODEV, data);
     } catch (e) {
       rmSync(dir, { recursive: true, force: true });
       throw wrap(e, `mount the overlay rootfs of ${id}`);
@@ -70,8 +77,12 @@ export function mountRootfs(store: ImageStore, id: string, diffIds: string[]): C
   return r;
 }
 
-/** Unmount and remove a container's overlay; fine if it is already gone. */
+/**
+ * Unmount and remove a container's overlay; fine if it is already gone. Call it only once the
+ * container's processes are dead: its upper dir is theirs to change until then.
+ */
 export function removeRootfs(store: ImageStore, id: string): void {
+  validateId(id);
   const dir = store.layout.container(id);
   const merged = join(dir, 'merged');
   if (existsSync(merged) && isMounted(merged)) {

@@ -1,7 +1,7 @@
 // tsrun: the engine CLI. Image commands over the content store (pull, images, rmi, inspect,
 // prune, load, save, login/logout); `tsrun oci …` reaches the runtime. The only place in the
 // engine that prints or decides exit codes.
-import { createWriteStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { loadArchive } from '../../image/archive/load.js';
 import { saveImage, type SaveFormat } from '../../image/archive/save.js';
@@ -160,7 +160,9 @@ export async function main(argv: string[]): Promise<number> {
     .description('write images to an archive or OCI layout')
     .action(
       act(async (refs: string[], o: { output: string; format: SaveFormat }) => {
-        await saveImage(store(), refs, o.format === 'oci-dir' ? o.output : createWriteStream(o.output), o.format);
+        // A path, not a stream: save writes a temp file and renames it, so a failure never
+        // truncates an existing file.
+        await saveImage(store(), refs, o.output, o.format);
       }),
     );
 
@@ -168,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
     .command('login')
     .argument('<registry>')
     .requiredOption('-u, --username <name>')
-    .option('-p, --password <password>', 'the password (prefer --password-stdin)')
+    .option('-p, --password <password>', 'the password (visible to other users in the process list: prefer --password-stdin)')
     .option('--password-stdin', 'read the password from stdin', false)
     .description(`save credentials for a registry (in <root>/auth.json, mode 0600)`)
     .action(

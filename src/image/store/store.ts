@@ -2,7 +2,7 @@
 // tags, and unpacked layers shared by every image that uses them. Writers of the same digest
 // serialise on a per-digest lock, so concurrent pulls of one image cannot corrupt it.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { native } from '../../native/index.js';
@@ -11,6 +11,26 @@ import { writeFileAtomic } from '../../util/fs-atomic.js';
 import { digestHex, StoreLayout } from './layout.js';
 
 const LOCK_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * Take the file lock without blocking the event loop: another process may hold it for a
+ * whole layer unpack, and this one's other downloads must keep reading their sockets.
+ */
+async function lockAsync(path: string, name: string): Promise<number> {
+  const deadline = Date.now() + LOCK_TIMEOUT_MS;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 100)) {
+    try {
+      return native.lockFile(path, 0);
+    } catch (e) {
+      if (!isErrno(e, 'ETIMEDOUT') || Date.now() > deadline) {
+        throw isErrno(e, 'ETIMEDOUT')
+          ? new TsrunError('ERR_LOCK_TIMEOUT', `${name} in the image store is still locked by another tsrun after ${LOCK_TIMEOUT_MS / 60000} minutes`)
+          : wrap(e, `lock ${name} in the image store`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
 
 /** Per lock file: the tail of the queue of callers in this process. */
 const inProcess = new Map<string, Promise<void>>();
@@ -49,11 +69,17 @@ export class ImageStore {
 
   /** Create the directories (0700 root: image contents may be private). */
   init(): void {
+    if (this.initialised) return;
     const l = this.layout;
     for (const d of [l.root, join(l.root, 'blobs', 'sha256'), join(l.root, 'layers'), l.tmp(), l.locks(), join(l.root, 'containers')]) {
       mkdirSync(d, { recursive: true, mode: 0o700 });
     }
+    // Layers hold image files as they are (setuid binaries, device nodes): only root may reach
+    // them, even when --root names a directory that already existed with a wider mode.
+    chmodSync(l.root, 0o700);
+    this.initialised = true;
   }
+  private initialised = false;
 
   /**
    * Run fn holding the lock named `name` (a digest or "repositories"): a file lock against
@@ -72,11 +98,7 @@ export class ImageStore {
     await previous;
     let fd: number | undefined;
     try {
-      try {
-        fd = native.lockFile(path, LOCK_TIMEOUT_MS);
-      } catch (e) {
-        throw wrap(e, `lock ${name} in the image store`);
-      }
+      fd = await lockAsync(path, name);
       return await fn();
     } finally {
       if (fd !== undefined) native.close(fd);
@@ -221,6 +243,26 @@ export class ImageStore {
       all[ref] = rec;
       writeFileAtomic(this.layout.repositories(), JSON.stringify(all, null, 2), 0o600);
     });
+  }
+
+  /**
+   * Tag an image only if every blob and layer it needs is still here, checked under the lock
+   * prune sweeps under: a concurrent prune cannot leave a tag pointing at removed content.
+   */
+  async setTagIfComplete(ref: string, rec: TagRecord, need: { blobs: string[]; layers: string[] }): Promise<void> {
+    await this.withLock('repositories', () => {
+      const gone = [...need.blobs.filter((d) => !this.hasBlob(d)), ...need.layers.filter((d) => !this.hasLayer(d))];
+      if (gone.length) throw new TsrunError('ERR_INVALID_STATE', `${gone.join(', ')} disappeared before ${ref} was tagged (a concurrent image prune?): pull again`);
+      const all = this.tags();
+      all[ref] = rec;
+      writeFileAtomic(this.layout.repositories(), JSON.stringify(all, null, 2), 0o600);
+    });
+  }
+
+  /** A reused blob or layer counts as fresh for prune's 10-minute rule. */
+  markUsed(blobs: string[], layers: string[]): void {
+    for (const d of blobs) this.touch(this.layout.blob(d));
+    for (const d of layers) this.touch(this.layout.layerDir(d));
   }
 
   async removeTag(ref: string): Promise<boolean> {
