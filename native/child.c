@@ -46,8 +46,7 @@
 
 struct ctx {
   int sync_fd;
-  int root_fd;          /* the bound rootfs before pivot, "/" after */
-  int pivoted;
+  int root_fd;          /* the bound rootfs before pivot, "/" after; -1 until needed (exec) */
   int step;
   const char* exec_path; /* set by OP_FIND_EXEC */
   char exec_buf[4096];
@@ -143,6 +142,8 @@ static long sys_openat2(int dirfd, const char* path, int flags, uint64_t resolve
 
 /* Open a path strictly inside the root (symlinks resolve against the root, never out). */
 static int open_in_root(struct ctx* x, const char* rel, int flags) {
+  /* exec has no rootfs step: after joining the mount namespace "/" is the container's root. */
+  if (x->root_fd < 0) x->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   while (*rel == '/') rel++;
   if (!*rel) rel = ".";
   return (int)sys_openat2(x->root_fd, rel, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
@@ -349,7 +350,14 @@ static void step_mount(struct ctx* x, struct cur* c) {
   fd = open_in_root(x, target, O_PATH | (follow ? 0 : O_NOFOLLOW));
   if (fd < 0) fail(x, errno, D_OPEN);
   fd_path(p, fd);
-  if (remount && mount(0, p, 0, MS_REMOUNT | MS_BIND | remount, 0) < 0) fail(x, errno, D_REMOUNT);
+  if (remount && mount(0, p, 0, MS_REMOUNT | MS_BIND | remount, 0) < 0) {
+    /* In a user namespace the source mount's nosuid/nodev/noexec/atime flags are locked and
+     * must be repeated in the remount. */
+    struct statfs sf;
+    if (errno != EPERM || fstatfs(fd, &sf) < 0) fail(x, errno, D_REMOUNT);
+    unsigned long locked = sf.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
+    if (mount(0, p, 0, MS_REMOUNT | MS_BIND | remount | locked, 0) < 0) fail(x, errno, D_REMOUNT);
+  }
   if (propagation && mount(0, p, 0, propagation, 0) < 0) fail(x, errno, D_PROPAGATION);
   if ((attr_set || attr_clr) && sys_mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr_set, attr_clr) < 0)
     fail(x, errno, D_SETATTR);
@@ -423,7 +431,6 @@ static void step_pivot(struct ctx* x) {
   close(x->root_fd);
   x->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (x->root_fd < 0) fail(x, errno, D_OPEN);
-  x->pivoted = 1;
 }
 
 static void step_chroot(struct ctx* x) {
@@ -434,7 +441,6 @@ static void step_chroot(struct ctx* x) {
   close(x->root_fd);
   x->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (x->root_fd < 0) fail(x, errno, D_OPEN);
-  x->pivoted = 1;
 }
 
 /* The runtime's own /dev/null, verified to be the real char device 1:3 (CVE-2025-31133). */
@@ -639,6 +645,8 @@ static void step_setuser(struct ctx* x, struct cur* c) {
   if (syscall(SYS_setgroups, (size_t)n, groups) < 0 && !(errno == EPERM && n == 0)) fail(x, errno, D_NONE);
   if (syscall(SYS_setresgid, gid, gid, gid) < 0) fail(x, errno, D_NONE);
   if (syscall(SYS_setresuid, uid, uid, uid) < 0) fail(x, errno, D_NONE);
+  /* A euid change clears PDEATHSIG: re-arm it (READY drops it again when detaching). */
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* (getppid() is 0 in a new pid namespace: no check) */
 }
 
 static void step_caps_bounding(struct ctx* x, struct cur* c) {
@@ -745,6 +753,11 @@ static void step_ready(struct ctx* x, struct cur* c) {
   if (clear_pdeathsig) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
   send_msg(x, MSG_WAITING, 0, 0);
   if (fifo >= 0) {
+    /* Signals are deliverable while a created container waits (kill TERM ends it, as with
+     * runc); dispositions are already SIG_DFL. */
+    sigset_t none;
+    sigemptyset(&none);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, sizeof(uint64_t));
     /* We hold a write end too, so read() blocks until `start` writes a byte. */
     int fl = fcntl(fifo, F_GETFL);
     if (fl < 0 || fcntl(fifo, F_SETFL, fl & ~O_NONBLOCK) < 0) _exit(1);

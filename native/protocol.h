@@ -7,7 +7,7 @@
  * (SCM_RIGHTS): the pty master, when the plan asks for it to come back to the parent.
  *
  *  child (stage-1)              parent (Node)
- *  MSG_MAP_REQUEST   ------->   writes /proc/<stage1>/{setgroups,uid_map,gid_map}
+ *  MSG_MAP_REQUEST   ------->   writes /proc/<stage1>/{uid_map,gid_map}
  *                    <-------   MSG_MAP_DONE
  *  MSG_PID{value=pid1} ----->   records the container pid, reaps stage-1
  *                    <-------   MSG_CONTINUE (stage-2 waits for it: no message may

@@ -169,26 +169,33 @@ static Napi::Value JsPollReadable(const Napi::CallbackInfo& info) {
 static Napi::Value JsLockFile(const Napi::CallbackInfo& info) {
   std::string path = ArgStr(info, 0, "path");
   int timeout = ArgInt(info, 1, "timeoutMs");
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) throw SystemError(info.Env(), errno, "open", path.c_str());
-  struct flock fl;
-  memset(&fl, 0, sizeof fl);
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
-  while (fcntl(fd, F_SETLK, &fl) < 0) {
-    int err = errno;
+  for (;;) {
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw SystemError(info.Env(), errno, "open", path.c_str());
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    int err = 0;
+    if (fcntl(fd, F_SETLK, &fl) == 0) {
+      // The holder before us may have unlinked the file: a lock on that old inode excludes
+      // nobody who opens the path now. Keep it only if the path still names our inode.
+      struct stat a, b;
+      if (fstat(fd, &a) == 0 && stat(path.c_str(), &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+        return Napi::Number::New(info.Env(), fd);
+      err = EAGAIN;
+    } else {
+      err = errno;
+    }
+    close(fd);
     clock_gettime(CLOCK_MONOTONIC, &now);
     long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
     bool busy = err == EAGAIN || err == EACCES;
-    if (!busy || ms >= timeout) {
-      close(fd);
-      throw SystemError(info.Env(), busy ? ETIMEDOUT : err, "fcntl(F_SETLK)", path.c_str());
-    }
+    if (!busy || ms >= timeout) throw SystemError(info.Env(), busy ? ETIMEDOUT : err, "fcntl(F_SETLK)", path.c_str());
     usleep(2000);
   }
-  return Napi::Number::New(info.Env(), fd);
 }
 
 // mkfifo(path, mode)

@@ -285,10 +285,11 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
 /** The plan for `exec`: join every namespace of a running container, then become `p`. */
 export function buildExecPlan(p: Process, inputs: ExecInputs): PlanStep[] {
   const out: PlanStep[] = [step('DUMPABLE', 'prctl(PR_SET_DUMPABLE)', [F.int(0)])];
+  // Before joining: the host's /proc, not one the container controls (CVE-2025-52881 class).
+  if (p.oomScoreAdj !== undefined) out.push(step('OOM_SCORE_ADJ', 'write', [F.str(String(p.oomScoreAdj))], '/proc/self/oom_score_adj'));
   out.push(...joinSteps(inputs.joins));
   out.push(step('FORK', 'clone3(CLONE_PARENT)'));
   out.push(step('SETSID', 'setsid'));
-  if (p.oomScoreAdj !== undefined) out.push(step('OOM_SCORE_ADJ', 'write', [F.str(String(p.oomScoreAdj))], '/proc/self/oom_score_adj'));
   out.push(...ttySteps(p, inputs.consoleFd));
   out.push(...processSteps(p, inputs.lastCap, inputs.preserveFds, inputs.seccomp, -1, inputs.detach));
   return out;

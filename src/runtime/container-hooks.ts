@@ -1,7 +1,7 @@
 // createContainer and startContainer hooks run in the container's namespaces (runtime-spec
 // config.md "POSIX-platform Hooks"): each is a short-lived process joined to every namespace
 // of the container init, through the same fork machinery as `exec`, with the state on stdin.
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, writeFile } from 'node:fs';
 import { buildHookPlan, type NsJoin } from '../linux/plan.js';
 import { native } from '../native/index.js';
 import type { Hook, NamespaceType, OciState } from '../spec/types.js';
@@ -21,7 +21,8 @@ export async function runHooksInContainer(
 async function runOne(kind: string, hook: Hook, state: OciState, namespaces: NamespaceType[]): Promise<void> {
   const label = `hook "${kind}" ${hook.path}`;
   const joins: NsJoin[] = [];
-  const [r, w] = native.pipe();
+  const [r, wEnd] = native.pipe();
+  let w = wEnd;
   let session: SpawnSession | undefined;
   try {
     for (const type of new Set(namespaces)) {
@@ -30,22 +31,19 @@ async function runOne(kind: string, hook: Hook, state: OciState, namespaces: Nam
     }
     session = SpawnSession.start(buildHookPlan(hook, joins, r));
     await session.untilReady();
-    // The state fits the pipe buffer (64 KiB) in practice; a hook that never reads it
-    // must not block us, so the write end is closed right after.
-    try {
-      writeSync(w, JSON.stringify(state));
-    } catch {
-      /* EPIPE / EAGAIN: the hook ignores stdin */
-    }
-    native.close(w);
     session.go();
     session.waitExec();
     const pid = session.initPid;
-    session.close();
+    // The hook runs now: write the state while it reads. Asynchronously, so a hook that never
+    // reads a large state cannot block us (its exit ends the write with EPIPE).
+    const wfd = w;
+    w = -1;
+    writeFile(wfd, JSON.stringify(state), () => native.close(wfd));
     let timer: NodeJS.Timeout | undefined;
     const timeout = hook.timeout ? hook.timeout * 1000 : undefined;
     if (timeout) timer = setTimeout(() => process.kill(pid, 'SIGKILL'), timeout);
     const st = await native.waitPidAsync(pid);
+    session.markReaped(pid);
     if (timer) clearTimeout(timer);
     if (timeout && st.signal === 9) throw new TsrunError('ERR_HOOK_FAILED', `${label}: timed out after ${hook.timeout} s`);
     if (st.code !== 0) {
@@ -56,12 +54,9 @@ async function runOne(kind: string, hook: Hook, state: OciState, namespaces: Nam
     if (e instanceof TsrunError && e.code !== 'ERR_HOOK_FAILED') throw new TsrunError('ERR_HOOK_FAILED', `${label}: ${e.message}`, { cause: e });
     throw e;
   } finally {
+    session?.close();
     native.close(r);
-    try {
-      native.close(w);
-    } catch {
-      /* closed */
-    }
+    if (w >= 0) native.close(w);
     for (const j of joins) closeSync(j.fd);
   }
 }

@@ -120,6 +120,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
   const release = ctx.store.lock(o.id);
   const undo = new Undo();
   let session: SpawnSession | undefined;
+  let hooksRan = false;
   try {
     ctx.store.reserve(o.id);
     undo.onFail(() => ctx.store.remove(o.id));
@@ -236,6 +237,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
     await session.untilReady({
       onMapRequest: (pid) => writeSpecIdMaps(spec, pid),
       onHook: async (point, pid) => {
+        hooksRan = true;
         if (point === 'createRuntime') {
           await runHook('prestart', pid);
           await runHook('createRuntime', pid);
@@ -265,6 +267,10 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
   } catch (e) {
     const err = e instanceof TsrunError ? e : wrap(e, `create container "${o.id}"`);
     err.cleanupErrors.push(...undo.rollback());
+    // runtime-spec lifecycle step 12: once creation hooks have run, poststop runs on failure too.
+    if (hooksRan && spec.hooks?.poststop?.length) {
+      await runHooks('poststop', spec.hooks.poststop, { ociVersion: OCI_VERSION, id: o.id, status: 'stopped', pid: 0, bundle }, { cwd: bundle, onWarning: (m) => ctx.log.warn(m) });
+    }
     throw err;
   } finally {
     release();

@@ -14,6 +14,7 @@ import { writeFileAtomic } from '../util/fs-atomic.js';
 import type { RuntimeContext } from './context.js';
 import { NS_FILE } from './ns-files.js';
 import { statusOf } from './lifecycle.js';
+import { isAlive } from './proc.js';
 import { SpawnSession } from './spawn-session.js';
 import { Undo } from './undo.js';
 
@@ -76,6 +77,15 @@ export async function execInContainer(ctx: RuntimeContext, o: ExecOptions): Prom
   try {
     const types = new Set((config.linux?.namespaces ?? []).map((n) => n.type));
     const joins: NsJoin[] = [];
+    // Pin the init: its pid could be reused between the start-time check and the opens.
+    let pidfd: number;
+    try {
+      pidfd = native.pidfdOpen(rec.pid);
+    } catch {
+      throw new TsrunError('ERR_CONTAINER_NOT_RUNNING', 'cannot exec in a stopped container');
+    }
+    undo.always(() => native.close(pidfd));
+    if (!isAlive(rec.pid, rec.startTime)) throw new TsrunError('ERR_CONTAINER_NOT_RUNNING', 'cannot exec in a stopped container');
     for (const type of types) {
       const path = `/proc/${rec.pid}/ns/${NS_FILE[type]}`;
       let fd: number;
@@ -87,6 +97,8 @@ export async function execInContainer(ctx: RuntimeContext, o: ExecOptions): Prom
       undo.always(() => closeSync(fd));
       joins.push({ type, fd, path });
     }
+    // Still the same, live process (a pidfd turns readable when it exits): the fds are its.
+    if (native.pollReadable(pidfd, 0)) throw new TsrunError('ERR_CONTAINER_NOT_RUNNING', 'cannot exec in a stopped container');
     let cgroupFd = -1;
     if (ctx.cgroup && rec.cgroupPath && ctx.cgroup.exists(rec.cgroupPath)) {
       cgroupFd = ctx.cgroup.openDir(rec.cgroupPath);

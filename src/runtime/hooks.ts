@@ -12,6 +12,7 @@
 // operation; failures of poststart and poststop are only warnings.
 
 import type { ChildProcess } from 'node:child_process';
+import { lazyRequire } from '../util/lazy-require.js';
 import { getSystemErrorMap } from 'node:util';
 import type { Hook, HookName, OciState } from '../spec/types.js';
 import { TsrunError, invalidConfig, type TsrunErrorOptions } from '../util/errors.js';
@@ -73,7 +74,7 @@ export async function runHooks(
 ): Promise<void> {
   if (hooks === undefined || hooks.length === 0) return;
   // Loaded on demand: most runtime invocations run no hook, and the module costs start-up time.
-  const { spawn } = await import('node:child_process');
+  const { spawn } = lazyRequire<typeof import('node:child_process')>('node:child_process');
   const input = JSON.stringify(state);
   for (const [i, hook] of hooks.entries()) {
     try {

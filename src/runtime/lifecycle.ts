@@ -18,8 +18,9 @@ export function statusOf(ctx: RuntimeContext, rec: ContainerRecord): ContainerSt
     return rec.pid === 0 && existsSync(`/proc/${rec.creatorPid}`) ? 'creating' : 'stopped';
   }
   if (!isAlive(rec.pid, rec.startTime)) return 'stopped';
-  if (existsSync(ctx.store.fifoPath(rec.id))) return 'created';
+  // Frozen first (runc's order): a paused, never-started container must still be resumable.
   if (ctx.cgroup && rec.cgroupPath && ctx.cgroup.isFrozen(rec.cgroupPath)) return 'paused';
+  if (existsSync(ctx.store.fifoPath(rec.id))) return 'created';
   return 'running';
 }
 
@@ -139,6 +140,7 @@ export async function deleteContainer(ctx: RuntimeContext, id: string, force: bo
       throw e;
     }
     const status = statusOf(ctx, rec);
+    if (status === 'creating') throw new TsrunError('ERR_INVALID_STATE', `container ${id} is being created by process ${rec.creatorPid}`);
     if ((status === 'running' || status === 'paused') && !force) {
       throw new TsrunError('ERR_INVALID_STATE', `cannot delete container ${id} that is not stopped: ${status}`);
     }

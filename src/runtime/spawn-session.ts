@@ -24,6 +24,8 @@ const HOOK_BY_ID = new Map(Object.entries(HOOK_ID).map(([k, v]) => [v, k as Hook
 export class SpawnSession {
   initPid = 0;
   private closed = false;
+  /** Pids already waited for: their numbers may belong to someone else now. */
+  private readonly reaped = new Set<number>();
 
   private constructor(
     readonly steps: PlanStep[],
@@ -60,6 +62,7 @@ export class SpawnSession {
     let how = '';
     try {
       const st = native.waitPid(pid, true);
+      if (st.pid) this.reaped.add(pid);
       if (st.pid && st.signal) how = ` (killed by signal ${st.signal})`;
       else if (st.pid) how = ` (exit status ${st.code})`;
     } catch {
@@ -69,11 +72,18 @@ export class SpawnSession {
   }
 
   private reapStage1(): void {
+    if (this.reaped.has(this.stage1Pid)) return;
     try {
       native.waitPid(this.stage1Pid, false);
     } catch {
       /* already reaped */
     }
+    this.reaped.add(this.stage1Pid);
+  }
+
+  /** The caller waited for the init itself (exec, hooks): abort() must not signal it. */
+  markReaped(pid: number): void {
+    this.reaped.add(pid);
   }
 
   /** Run the protocol until the init reports READY. */
@@ -81,8 +91,9 @@ export class SpawnSession {
     for (;;) {
       const m = this.recv();
       if (!m) {
+        const err = this.died('during setup'); // before reaping: it reports how stage 1 ended
         this.reapStage1();
-        throw this.died('during setup');
+        throw err;
       }
       switch (m.type) {
         case MSG.MAP_REQUEST:
@@ -135,7 +146,7 @@ export class SpawnSession {
   /** Best-effort: SIGKILL and reap whatever this session started. */
   abort(): void {
     for (const pid of [this.initPid, this.stage1Pid]) {
-      if (!pid) continue;
+      if (!pid || this.reaped.has(pid)) continue;
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

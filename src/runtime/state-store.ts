@@ -1,6 +1,6 @@
 // Container records under the state root (default /run/tsrun, a tmpfs: a reboot clears it).
 // Layout: <root>/<id>/state.json, <root>/<id>/exec.fifo, <root>/<id>.lock.
-// Creation is decided by mkdir(2), as in runc and crun; the flock serialises operations on
+// Creation is decided by mkdir(2), as in runc and crun; a POSIX record lock serialises operations on
 // one id; state.json is replaced atomically.
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -106,6 +106,7 @@ export class StateStore {
     writeFileAtomic(join(this.dir(rec.id), 'state.json'), JSON.stringify(rec));
   }
 
+  /** Remove the state directory and the lock file (lockers check they hold the live inode). */
   remove(id: string): void {
     rmSync(this.dir(id), { recursive: true, force: true });
     rmSync(join(this.root, `${id}.lock`), { force: true });

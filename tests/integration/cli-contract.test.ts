@@ -95,6 +95,34 @@ describe.skipIf(!!skip)('tsrun-oci CLI contract', () => {
     expect(existsSync(join(root, c))).toBe(false);
   });
 
+  it('exec --tty gets a terminal inside a running container', async () => {
+    const b = makeBundle(base, (s) => (s.process.args = ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.1; done']));
+    const c = id('tty');
+    expect((await oci(root, ['run', '-d', '--bundle', b, c])).code).toBe(0);
+    const r = spawnSync('script', ['-qec', `${tsrunOci} --root ${root} exec -t ${c} sh -c 'tty; exit 5'`, '/dev/null'], { encoding: 'utf8', input: '', timeout: 20_000 });
+    expect(r.stdout).toContain('/dev/pts/');
+    expect(r.status).toBe(5);
+    expect((await oci(root, ['delete', '--force', c])).code).toBe(0);
+  });
+
+  it('a created container can be paused and resumed, and killed before start', async () => {
+    const b = makeBundle(base, (s) => (s.process.args = ['/bin/true']));
+    const c = id('frozen');
+    expect((await oci(root, ['create', '--bundle', b, c])).code).toBe(0);
+    expect((await oci(root, ['pause', c])).code).toBe(0);
+    expect(JSON.parse((await oci(root, ['state', c])).stdout).status).toBe('paused');
+    expect((await oci(root, ['resume', c])).code).toBe(0);
+    expect(JSON.parse((await oci(root, ['state', c])).stdout).status).toBe('created');
+    expect((await oci(root, ['kill', c, 'KILL'])).code).toBe(0);
+    let status = '';
+    for (let i = 0; i < 100 && status !== 'stopped'; i++) {
+      status = JSON.parse((await oci(root, ['state', c])).stdout).status;
+      if (status !== 'stopped') await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(status).toBe('stopped');
+    expect((await oci(root, ['delete', c])).code).toBe(0);
+  });
+
   it('prints features and writes a spec that it can run', async () => {
     const f = JSON.parse((await oci(root, ['features'])).stdout);
     expect(f.ociVersionMax).toMatch(/^1\./);

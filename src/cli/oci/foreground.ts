@@ -1,12 +1,13 @@
 // Foreground `run`/`exec`: forward the signals we get to the process, proxy its pty when
 // we hold the master, and return its exit status (128+signal when killed, as runc does).
 import { native } from '../../native/index.js';
+import { lazyRequire } from '../../util/lazy-require.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
 /** Proxies stdio to the pty; the returned function drains what is left, then tears down. */
 async function proxyPty(master: number): Promise<() => Promise<void>> {
-  const { ReadStream, WriteStream } = await import('node:tty'); // only for --tty
+  const { ReadStream, WriteStream } = lazyRequire<typeof import('node:tty')>('node:tty'); // only for --tty
   const input = new ReadStream(master);
   const output = new WriteStream(master);
   const stdin = process.stdin;
