@@ -123,6 +123,33 @@ describe.skipIf(!!skip)('tsrun-oci CLI contract', () => {
     expect((await oci(root, ['delete', c])).code).toBe(0);
   });
 
+  it('runs every hook kind in the runtime-spec order, the container ones inside the container', async () => {
+    const log = join(base.tmp, 'hooks.log');
+    const h = (cmd: string) => [{ path: '/bin/sh', args: ['sh', '-c', cmd] }];
+    const b = makeBundle(
+      base,
+      (s) => {
+        s.process.args = ['/bin/sh', '-c', 'cat /from-start-hook'];
+        s.root.readonly = false;
+        s.hooks = {
+          prestart: h(`echo prestart >> ${log}`),
+          createRuntime: h(`echo createRuntime >> ${log}; cat > ${log}.state`),
+          createContainer: h(`echo createContainer >> ${log}`),
+          startContainer: h('echo written-by-startContainer > /from-start-hook'),
+          poststart: h(`echo poststart >> ${log}`),
+          poststop: h(`echo poststop >> ${log}`),
+        };
+      },
+      { copyRootfs: true },
+    );
+    const c = id('hooks');
+    const r = await oci(root, ['run', '--bundle', b, c]);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toContain('written-by-startContainer'); // its path resolved in the container
+    expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual(['prestart', 'createRuntime', 'createContainer', 'poststart', 'poststop']);
+    expect(JSON.parse(readFileSync(`${log}.state`, 'utf8'))).toMatchObject({ id: c, status: 'creating', bundle: b });
+  });
+
   it('prints features and writes a spec that it can run', async () => {
     const f = JSON.parse((await oci(root, ['features'])).stdout);
     expect(f.ociVersionMax).toMatch(/^1\./);
