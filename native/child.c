@@ -646,7 +646,7 @@ static void step_setuser(struct ctx* x, struct cur* c) {
   if (syscall(SYS_setresgid, gid, gid, gid) < 0) fail(x, errno, D_NONE);
   if (syscall(SYS_setresuid, uid, uid, uid) < 0) fail(x, errno, D_NONE);
   /* A euid change clears PDEATHSIG: re-arm it (READY drops it again when detaching). */
-  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* (getppid() is 0 in a new pid namespace: no check) */
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* no getppid() check: it reads 0 inside a pid namespace */
 }
 
 static void step_caps_bounding(struct ctx* x, struct cur* c) {
