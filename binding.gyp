@@ -5,7 +5,6 @@
       "sources": [
         "native/binding.cc",
         "native/spawn.cc",
-        "native/child.c",
         "native/sys.cc",
         "native/seccomp.cc",
         "native/fs_inroot.cc"
@@ -18,6 +17,14 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "libraries": ["-lseccomp"]
+    },
+    {
+      "target_name": "tsrun-init",
+      "type": "executable",
+      "sources": ["native/init_main.c", "native/child.c"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags": ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Os", "-std=gnu11"],
+      "ldflags": ["-static", "-Wl,--gc-sections"]
     }
   ]
 }

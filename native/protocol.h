@@ -3,6 +3,8 @@
  *
  * Channel: a SOCK_SEQPACKET socketpair created by spawn(); the child's end is CLOEXEC, so
  * the parent reads EOF exactly when the container process has called execve (or died).
+ * The child is tsrun-init (init_main.c), exec'd by spawn.cc from a sealed memfd right after
+ * clone3; if that execveat fails the fork sends MSG_ERROR{step=-1, value=D_INIT_EXEC}.
  * Every message is one struct sync_msg (16 bytes). A MSG_CONSOLE message carries one fd
  * (SCM_RIGHTS): the pty master, when the plan asks for it to come back to the parent.
  *
@@ -64,4 +66,5 @@ enum err_detail {
   D_SEND = 14,
   D_RECV = 15,
   D_TYPE = 16,        /* mount target has the wrong type (file vs directory) */
+  D_INIT_EXEC = 17,   /* step -1: the forked child could not execveat tsrun-init */
 };

@@ -1,31 +1,156 @@
 // Parent side of the fork boundary: socketpair, block signals, clone3 (into a cgroup when
-// given one), hand the plan to child_main. Called synchronously on the JS main thread, so
-// PDEATHSIG in the child tracks this thread (prctl(2)).
+// given one), and in the child nothing but execveat of tsrun-init (init_main.c) from a
+// sealed memfd copy, with the plan in a second sealed memfd. Called synchronously on the JS
+// main thread, so PDEATHSIG in the child tracks this thread (prctl(2)).
+//
+// Why a separate executable: a fork of node has the host's node binary as /proc/self/exe
+// until execve, and a container that makes the runtime exec "#!/proc/self/exe" gets a
+// handle on it (CVE-2019-5736). The sealed copy cannot be written, and it is all the
+// container can ever reach.
 #include "binding.h"
+#include "protocol.h"
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <linux/sched.h>
+#include <string>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <vector>
 
-extern "C" void child_main(const unsigned char* plan, size_t len, int sync_fd, int parent_pid);
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
 
-// spawn(plan: Buffer, cgroupFd: number) -> { pid, syncFd }
+static const unsigned SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+
+// memfd_create asking for an executable memfd where the kernel knows the flag (>= 6.3, and
+// required when vm.memfd_noexec is 1), without it on older kernels.
+static int NewMemfd(const char* name, bool exec) {
+  unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  int fd = memfd_create(name, flags | (exec ? MFD_EXEC : MFD_NOEXEC_SEAL));
+  if (fd < 0 && errno == EINVAL) fd = memfd_create(name, flags);
+  return fd;
+}
+
+// tsrun-init lives beside the addon (build/Release/ in a checkout).
+static std::string ExecutorPath() {
+  Dl_info info;
+  if (!dladdr(reinterpret_cast<void*>(&NewMemfd), &info) || !info.dli_fname) return "tsrun-init";
+  std::string self = info.dli_fname;
+  size_t slash = self.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : self.substr(0, slash)) + "/tsrun-init";
+}
+
+// One sealed copy per Node process: the copy costs one sendfile of ~0.8 MB.
+static int g_executor = -1;
+
+static int ExecutorFd(Napi::Env env) {
+  if (g_executor >= 0) return g_executor;
+  std::string path = ExecutorPath();
+  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (src < 0) throw SystemError(env, errno, "open (the tsrun-init helper; rebuild with `npm run build`)", path.c_str());
+  struct stat st;
+  if (fstat(src, &st) < 0) {
+    int err = errno;
+    close(src);
+    throw SystemError(env, err, "fstat", path.c_str());
+  }
+  int fd = NewMemfd("tsrun-init", true);
+  if (fd < 0) {
+    int err = errno;
+    close(src);
+    throw SystemError(env, err, "memfd_create");
+  }
+  off_t off = 0;
+  while (off < st.st_size) {
+    ssize_t n = sendfile(fd, src, &off, (size_t)(st.st_size - off));
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      close(src);
+      close(fd);
+      throw SystemError(env, err, "sendfile (copy of tsrun-init)", path.c_str());
+    }
+  }
+  close(src);
+  if (fchmod(fd, 0555) < 0 || fcntl(fd, F_ADD_SEALS, SEALS) < 0) {
+    int err = errno;
+    close(fd);
+    throw SystemError(env, err, "seal memfd (tsrun-init)");
+  }
+  g_executor = fd;
+  return fd;
+}
+
+static int PlanFd(Napi::Env env, const unsigned char* data, size_t len) {
+  int fd = NewMemfd("tsrun-plan", false);
+  if (fd < 0) throw SystemError(env, errno, "memfd_create");
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = write(fd, data + done, len - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      close(fd);
+      throw SystemError(env, err, "write (plan memfd)");
+    }
+    done += (size_t)n;
+  }
+  if (fcntl(fd, F_ADD_SEALS, SEALS) < 0) {
+    int err = errno;
+    close(fd);
+    throw SystemError(env, err, "seal memfd (plan)");
+  }
+  return fd;
+}
+
+// In the child, between clone3 and execveat: async-signal-safe calls only.
+[[noreturn]] static void ExecExecutor(int exec_fd, int sync_fd, int parent_pid, const std::vector<int>& keep, char* const* argv,
+                                      char* const* envp) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) _exit(1);
+  if (getppid() != parent_pid) _exit(1);  // the parent died before PDEATHSIG was armed
+  // Node opens everything CLOEXEC (stdio too): the fds the plan names must survive execve.
+  for (int fd : keep) fcntl(fd, F_SETFD, 0);
+  syscall(SYS_execveat, exec_fd, "", argv, envp, AT_EMPTY_PATH);
+  struct sync_msg m = {MSG_ERROR, -1, errno, D_INIT_EXEC};
+  (void)!send(sync_fd, &m, sizeof m, MSG_NOSIGNAL);
+  _exit(1);
+}
+
+// spawn(plan: Buffer, cgroupFd: number, keepFds: number[]) -> { pid, syncFd }
 static Napi::Value JsSpawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsNumber())
-    throw Napi::TypeError::New(env, "spawn(plan: Buffer, cgroupFd: number)");
+  if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsArray())
+    throw Napi::TypeError::New(env, "spawn(plan: Buffer, cgroupFd: number, keepFds: number[])");
   auto buf = info[0].As<Napi::Buffer<unsigned char>>();
   int cgroup_fd = info[1].As<Napi::Number>().Int32Value();
-  // The child reads the plan from its copy of this memory; copy it out of the JS heap first.
-  std::vector<unsigned char> plan(buf.Data(), buf.Data() + buf.Length());
+  Napi::Array keepArr = info[2].As<Napi::Array>();
+  int exec_fd = ExecutorFd(env);
+  int plan_fd = PlanFd(env, buf.Data(), buf.Length());
 
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) throw SystemError(env, errno, "socketpair");
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    int err = errno;
+    close(plan_fd);
+    throw SystemError(env, err, "socketpair");
+  }
+  std::vector<int> keep = {0, 1, 2, sv[1], plan_fd};
+  for (uint32_t i = 0; i < keepArr.Length(); i++) keep.push_back(keepArr.Get(i).As<Napi::Number>().Int32Value());
   int parent_pid = getpid();
+  std::string init_env = "_TSRUN_INIT=" + std::to_string(sv[1]) + "," + std::to_string(plan_fd) + "," + std::to_string(parent_pid);
+  char arg0[] = "tsrun-init";
+  char* argv[] = {arg0, nullptr};
+  char* envp[] = {init_env.data(), nullptr};
 
   sigset_t all, old;
   sigfillset(&all);
@@ -40,11 +165,12 @@ static Napi::Value JsSpawn(const Napi::CallbackInfo& info) {
   long pid = syscall(SYS_clone3, &args, sizeof args);
   if (pid == 0) {
     close(sv[0]);
-    child_main(plan.data(), plan.size(), sv[1], parent_pid);
+    ExecExecutor(exec_fd, sv[1], parent_pid, keep, argv, envp);
   }
   int err = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   close(sv[1]);
+  close(plan_fd);
   if (pid < 0) {
     close(sv[0]);
     throw SystemError(env, err, cgroup_fd >= 0 ? "clone3(CLONE_INTO_CGROUP)" : "clone3");

@@ -95,3 +95,22 @@ export function encodePlan(steps: PlanStep[]): Buffer {
   }
   return Buffer.concat(parts);
 }
+
+/** Steps whose first field names an fd the child uses (-1: none). */
+const FD_FIELD_OPS: ReadonlySet<OpName> = new Set(['SETNS', 'TTY', 'READY', 'STDIN']);
+
+/**
+ * The fds the plan refers to, which must survive the child's execve of tsrun-init (Node
+ * opens everything CLOEXEC): namespace, console, fifo and stdin fds, and the preserved fds
+ * below CLOSE_FDS's first.
+ */
+export function planFds(steps: PlanStep[]): number[] {
+  const fds = new Set<number>();
+  for (const s of steps) {
+    const f = s.fields[0];
+    const n = f && 'int' in f ? Number(f.int) : -1;
+    if (FD_FIELD_OPS.has(s.op) && n >= 0) fds.add(n);
+    if (s.op === 'CLOSE_FDS') for (let fd = 3; fd < n; fd++) fds.add(fd);
+  }
+  return [...fds];
+}

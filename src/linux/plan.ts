@@ -2,7 +2,7 @@
 // seccomp) into the flat, ordered step list the forked child executes (native/child.c).
 // The order is the one design-notes §7.4 lays out; unit tests pin it.
 import { posix } from 'node:path';
-import type { Device, IdMapping, Mount, NamespaceType, Process, Spec } from '../spec/types.js';
+import type { Capabilities, Device, IdMapping, Mount, NamespaceType, Process, Spec } from '../spec/types.js';
 import { invalidConfig } from '../util/errors.js';
 import { capMask } from './capabilities.js';
 import { DEFAULT_DEVICES, DEFAULT_DEV_SYMLINKS, deviceMode } from './devices.js';
@@ -307,15 +307,36 @@ export function idMapText(maps: IdMapping[] | undefined): string {
   return (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
 }
 
-/** The plan for a hook that must run in the container's namespaces, state on stdin. */
-export function buildHookPlan(hook: { path: string; args?: string[] | undefined; env?: string[] | undefined }, joins: NsJoin[], stdinFd: number): PlanStep[] {
+/** What a container-namespace hook is held to: the container process's own limits. */
+export interface HookConfinement {
+  lastCap: number;
+  capabilities: Capabilities | undefined;
+}
+
+/**
+ * The plan for a hook that must run in the container's namespaces, state on stdin. The hook's
+ * executable belongs to the image, so it gets no more than the container's process would:
+ * its capability sets (never ambient) and no_new_privs; the caller places it in the
+ * container's cgroup, so the device filter and limits hold too (as runc does).
+ */
+export function buildHookPlan(
+  hook: { path: string; args?: string[] | undefined; env?: string[] | undefined },
+  joins: NsJoin[],
+  stdinFd: number,
+  confine: HookConfinement,
+): PlanStep[] {
   const args = hook.args?.length ? hook.args : [hook.path];
+  const caps = confine.capabilities ?? {};
+  const mask = (names: string[] | undefined) => capMask(names, confine.lastCap).mask;
   return [
     step('DUMPABLE', 'prctl(PR_SET_DUMPABLE)', [F.int(0)]),
     ...joinSteps(joins),
     step('FORK', 'clone3(CLONE_PARENT)'),
     step('STDIN', 'dup2', [F.int(stdinFd)]),
     step('FIND_EXEC', 'stat', [F.str(hook.path), F.str('')], hook.path),
+    step('CAPS_BOUNDING', 'prctl(PR_CAPBSET_DROP)', [F.int(confine.lastCap), F.int(mask(caps.bounding))]),
+    step('CAPS', 'capset', [F.int(mask(caps.effective)), F.int(mask(caps.permitted)), F.int(mask(caps.inheritable)), F.int(0)]),
+    step('NNP', 'prctl(PR_SET_NO_NEW_PRIVS)'),
     step('CLOSE_FDS', 'close_range', [F.int(3)]),
     step('READY', 'sync', [F.int(-1), F.int(0)]),
     step('EXEC', 'execve', [F.list(args), F.list(hook.env ?? [])], hook.path),

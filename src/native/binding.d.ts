@@ -50,7 +50,7 @@ export interface SeccompConstants {
 }
 
 export interface NativeBinding extends FsInRootBinding {
-  spawn(plan: Buffer, cgroupFd: number): { pid: number; syncFd: number };
+  spawn(plan: Buffer, cgroupFd: number, keepFds: number[]): { pid: number; syncFd: number };
   recvMsg(fd: number, timeoutMs: number): SyncMessage | null;
   sendMsg(fd: number, type: number, value?: number): void;
   waitPid(pid: number, noHang: boolean): WaitStatus;

@@ -32,9 +32,11 @@ export const DETAIL: Record<number, string> = {
   14: 'sendmsg',
   15: 'recv',
   16: 'type check',
+  17: 'execveat tsrun-init',
 };
 
 export const D_SYMLINK_TARGET = 6;
 export const D_NOT_FOUND_IN_PATH = 7;
 export const D_VERIFY = 8;
 export const D_STAT = 13;
+export const D_INIT_EXEC = 17;

@@ -3,7 +3,7 @@
 // ("no such file or directory", "executable file not found in $PATH", "permission denied").
 import { constants } from 'node:os';
 import type { PlanStep } from '../linux/plan-encode.js';
-import { D_NOT_FOUND_IN_PATH, D_STAT, D_SYMLINK_TARGET, D_VERIFY, DETAIL } from '../native/protocol.js';
+import { D_INIT_EXEC, D_NOT_FOUND_IN_PATH, D_STAT, D_SYMLINK_TARGET, D_VERIFY, DETAIL } from '../native/protocol.js';
 import { TsrunError } from '../util/errors.js';
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
@@ -45,6 +45,13 @@ const HINTS: Record<string, string> = {
 export function childError(steps: PlanStep[], index: number, errno: number, detail: number): TsrunError {
   const s = steps[index];
   const name = errnoName(errno);
+  if (index < 0 && detail === D_INIT_EXEC) {
+    return new TsrunError('ERR_CHILD_FAILED', `start the container process: execveat(tsrun-init, sealed memfd): ${name}, ${errnoText(errno)}`, {
+      errno,
+      syscall: 'execveat',
+      hint: 'exec from a memfd must be allowed (vm.memfd_noexec < 2; no noexec policy on memfds)',
+    });
+  }
   const opts = { errno, syscall: s?.syscall ?? 'unknown', path: s?.target ?? '', step: s?.op ?? `#${index}` };
   if (s?.op === 'FIND_EXEC') {
     const argv0 = s.target ?? '';

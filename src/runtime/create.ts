@@ -124,6 +124,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
   try {
     ctx.store.reserve(o.id);
     undo.onFail(() => ctx.store.remove(o.id));
+    crashPoint('reserved');
 
     const rootfs = resolve(bundle, spec.root!.path);
     if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) {
@@ -141,17 +142,49 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
         hint: 'mount cgroup2 (for example at /sys/fs/cgroup), or run without resource limits',
       });
     }
+    // The record exists before anything it names: a create killed at any later point leaves
+    // `delete --force` what it needs to finish the job (cgroup, init, state).
+    const record: ContainerRecord = {
+      id: o.id,
+      phase: 'creating',
+      pid: 0,
+      startTime: '',
+      bundle,
+      rootfs,
+      created: new Date().toISOString(),
+      owner: '',
+      cgroupPath,
+      config: spec,
+      creatorPid: process.pid,
+      creatorStartTime: procStartTime(process.pid) ?? '',
+    };
     let cgroupFd = -1;
     const cgroupDir = ctx.cgroup && cgroupPath ? ctx.cgroup.path(cgroupPath) : undefined;
     if (ctx.cgroup && cgroupPath) {
       const cg = ctx.cgroup;
-      const existed = cg.exists(cgroupPath);
-      cg.create(cgroupPath);
-      if (!existed) undo.onFail(() => cg.destroy(cgroupPath));
+      // Written before the mkdir: "about to make it" (corrected below if the mkdir finds it).
+      record.cgroupCreated = !cg.exists(cgroupPath);
+      ctx.store.write(record);
+      crashPoint('recorded');
+      const made = cg.create(cgroupPath);
+      if (made !== record.cgroupCreated) {
+        record.cgroupCreated = made;
+        ctx.store.write(record);
+      }
+      // Only a cgroup this create made is removed, and never by killing: abort() (registered
+      // later, so undone first) has killed and reaped the init by then.
+      if (made) {
+        undo.onFail(() => {
+          const left = cg.removeIfUnused(cgroupPath, 2000);
+          if (left) throw new TsrunError('ERR_CGROUP', `cgroup ${cg.path(cgroupPath)} left in place: ${left} process(es) still in it`);
+        });
+      }
+      crashPoint('cgroup');
       for (const w of manager!.apply(cgroupPath, resources).warnings) ctx.log.warn(w);
       cgroupFd = cg.openDir(cgroupPath);
       undo.always(() => closeSync(cgroupFd));
     } else {
+      ctx.store.write(record);
       ctx.log.warn('no cgroup v2 hierarchy is mounted: the container is not placed in a cgroup (pause, resume and kill --all are unavailable)');
     }
     const rules = deviceRules(spec.linux?.resources?.devices, spec.linux?.devices);
@@ -172,11 +205,10 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
     if (o.mode === 'create') {
       const fifo = ctx.store.fifoPath(o.id);
       native.mkfifo(fifo, 0o622);
-      fifoFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      // Read and write in one fd (Linux allows O_RDWR on a FIFO): the write end the init holds
+      // itself keeps its read() blocking until `start` writes.
+      fifoFd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
       undo.always(() => closeSync(fifoFd));
-      // A write end held by the init itself keeps its read() blocking until `start` writes.
-      const w = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-      undo.always(() => closeSync(w));
     }
     let consoleFd = -1;
     if (o.consoleSocket) {
@@ -212,28 +244,14 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       noPivot: o.noPivot ?? false,
     });
 
-    const record: ContainerRecord = {
-      id: o.id,
-      phase: 'creating',
-      pid: 0,
-      startTime: '',
-      bundle,
-      rootfs,
-      created: new Date().toISOString(),
-      owner: '',
-      cgroupPath,
-      config: spec,
-      creatorPid: process.pid,
-    };
-    ctx.store.write(record);
-
     session = SpawnSession.start(steps, cgroupFd);
     const s = session;
     undo.onFail(() => s.abort());
+    crashPoint('spawned');
     let ptyMaster = -1;
     const runHook = async (kind: HookName, pid: number) =>
       runHooks(kind, hooks[kind], ociState({ ...record, pid }, 'creating'), { cwd: bundle, onWarning: (m) => ctx.log.warn(m) });
-    const types = (spec.linux?.namespaces ?? []).map((n) => n.type);
+    const hookTarget = { namespaces: (spec.linux?.namespaces ?? []).map((n) => n.type), capabilities: spec.process?.capabilities, cgroupFd };
     await session.untilReady({
       onMapRequest: (pid) => writeSpecIdMaps(spec, pid),
       onHook: async (point, pid) => {
@@ -242,7 +260,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
           await runHook('prestart', pid);
           await runHook('createRuntime', pid);
         } else {
-          await runHooksInContainer('createContainer', hooks.createContainer, ociState({ ...record, pid }, 'creating'), types);
+          await runHooksInContainer('createContainer', hooks.createContainer, ociState({ ...record, pid }, 'creating'), hookTarget);
         }
       },
       onConsole: (fd) => {
@@ -250,12 +268,13 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       },
     });
 
+    crashPoint('ready');
     record.pid = session.initPid;
     record.startTime = procStartTime(record.pid) ?? '';
     record.phase = 'created';
     ctx.store.write(record);
     if (o.pidFile) writePidFile(o.pidFile, record.pid);
-    if (o.mode === 'run') await runHooksInContainer('startContainer', hooks.startContainer, ociState(record, 'created'), types);
+    if (o.mode === 'run') await runHooksInContainer('startContainer', hooks.startContainer, ociState(record, 'created'), hookTarget);
     session.go();
     if (o.mode === 'run') session.waitExec();
     session.close();
@@ -275,6 +294,15 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
   } finally {
     release();
   }
+}
+
+/**
+ * TEST ONLY (tests/integration/crash-recovery.test.ts): TSRUN_TEST_CRASH_AT=<step> makes
+ * `create` SIGKILL itself at that step, so the tests can stop it exactly where a crash would.
+ * Steps: reserved, recorded, cgroup, spawned, ready.
+ */
+function crashPoint(step: string): void {
+  if (process.env.TSRUN_TEST_CRASH_AT === step) process.kill(process.pid, 'SIGKILL');
 }
 
 function writeSpecIdMaps(spec: Spec, pid: number): void {

@@ -53,8 +53,13 @@ export async function startContainer(ctx: RuntimeContext, id: string): Promise<v
     // startContainer hooks: in the container, after `start` was called, before the program.
     const hooks = rec.config.hooks?.startContainer;
     if (hooks?.length) {
-      const types = (rec.config.linux?.namespaces ?? []).map((n) => n.type);
-      await runHooksInContainer('startContainer', hooks, ociState(rec, 'created'), types);
+      const namespaces = (rec.config.linux?.namespaces ?? []).map((n) => n.type);
+      const cgroupFd = ctx.cgroup && rec.cgroupPath && ctx.cgroup.exists(rec.cgroupPath) ? ctx.cgroup.openDir(rec.cgroupPath) : -1;
+      try {
+        await runHooksInContainer('startContainer', hooks, ociState(rec, 'created'), { namespaces, capabilities: rec.config.process?.capabilities, cgroupFd });
+      } finally {
+        if (cgroupFd >= 0) closeSync(cgroupFd);
+      }
     }
     const fifo = ctx.store.fifoPath(id);
     let fd: number;

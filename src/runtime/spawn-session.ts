@@ -3,7 +3,7 @@
 // here: the CLI has nothing else to do while a container is being set up.
 import { writeFileSync } from 'node:fs';
 import { HOOK_ID, type HookPoint } from '../linux/plan.js';
-import { encodePlan, type PlanStep } from '../linux/plan-encode.js';
+import { encodePlan, type PlanStep, planFds } from '../linux/plan-encode.js';
 import { native } from '../native/index.js';
 import { MSG } from '../native/protocol.js';
 import { TsrunError, wrap } from '../util/errors.js';
@@ -37,7 +37,7 @@ export class SpawnSession {
     const plan = encodePlan(steps);
     let r: { pid: number; syncFd: number };
     try {
-      r = native.spawn(plan, cgroupFd);
+      r = native.spawn(plan, cgroupFd, planFds(steps));
     } catch (e) {
       throw wrap(e, 'start container process');
     }
