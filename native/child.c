@@ -526,27 +526,84 @@ static void step_root_readonly(struct ctx* x) {
   }
 }
 
-/* Sysctls go through a procfs fd verified by its magic, never through a path string (CVE-2025-52881). */
-static void step_sysctl(struct ctx* x, struct cur* c) {
-  const char* key = rd_str(c);
-  const char* value = rd_str(c);
+/* An fd on the container's /proc, verified to be a procfs (not a tmpfs or bind laid over it). */
+static int verified_proc(struct ctx* x) {
   int proc = open_in_root(x, "proc", O_PATH | O_DIRECTORY | O_NOFOLLOW);
   if (proc < 0) fail(x, errno, D_OPEN);
   struct statfs sf;
   if (fstatfs(proc, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) fail(x, EXDEV, D_VERIFY);
-  char rel[512];
-  const char* pre = "sys/";
-  size_t pl = c_strlen(pre), kl = c_strlen(key);
-  if (pl + kl + 1 > sizeof rel) fail(x, ENAMETOOLONG, D_OPEN);
-  memcpy(rel, pre, pl);
-  memcpy(rel + pl, key, kl + 1);
+  return proc;
+}
+
+/* Write a file under a verified procfs, resolved without any symlink; 0, or -1 with errno. */
+static int write_in_proc(struct ctx* x, int proc, const char* rel, const char* value) {
   int fd = (int)sys_openat2(proc, rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
                             RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH);
-  if (fd < 0) fail(x, errno, D_OPEN);
+  if (fd < 0) return -1;
+  struct statfs sf;
   if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) fail(x, EXDEV, D_VERIFY);
   size_t vl = c_strlen(value);
-  if (write(fd, value, vl) != (ssize_t)vl) fail(x, errno, D_WRITE);
+  ssize_t n = write(fd, value, vl);
+  int err = errno;
   close(fd);
+  if (n != (ssize_t)vl) {
+    errno = n < 0 ? err : EIO;
+    return -1;
+  }
+  return 0;
+}
+
+static size_t append(struct ctx* x, char* buf, size_t n, size_t cap, const char* s) {
+  size_t l = c_strlen(s);
+  if (n + l + 1 > cap) fail(x, ENAMETOOLONG, D_OPEN);
+  memcpy(buf + n, s, l + 1);
+  return n + l;
+}
+
+/* Sysctls go through a procfs fd verified by its magic, never through a path string (CVE-2025-52881). */
+static void step_sysctl(struct ctx* x, struct cur* c) {
+  const char* key = rd_str(c);
+  const char* value = rd_str(c);
+  int proc = verified_proc(x);
+  char rel[512];
+  append(x, rel, append(x, rel, 0, sizeof rel, "sys/"), sizeof rel, key);
+  if (write_in_proc(x, proc, rel, value) < 0) fail(x, errno, errno == EXDEV ? D_VERIFY : D_WRITE);
+  close(proc);
+}
+
+/*
+ * The LSM label for the next execve: AppArmor's "exec <profile>" or an SELinux context, in
+ * /proc/<pid>/attr/ of the verified procfs (our pid in the proc's pid namespace: no
+ * self/thread-self symlink to follow). lsm: 1 AppArmor, 2 SELinux.
+ */
+static void step_lsm_exec(struct ctx* x, struct cur* c) {
+  int lsm = (int)rd_int(c);
+  const char* value = rd_str(c);
+  int proc = verified_proc(x);
+  char rel[128], digits[16];
+  int d = 0;
+  unsigned v = (unsigned)getpid();
+  do {
+    digits[d++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  size_t n = 0;
+  while (d) rel[n++] = digits[--d];
+  rel[n] = 0;
+  n = append(x, rel, n, sizeof rel, "/attr/");
+  int r;
+  if (lsm == 1) {
+    append(x, rel, n, sizeof rel, "apparmor/exec");
+    r = write_in_proc(x, proc, rel, value);
+    if (r < 0 && errno == ENOENT) { /* kernels before 5.8 have only the shared attr file */
+      append(x, rel, n, sizeof rel, "exec");
+      r = write_in_proc(x, proc, rel, value);
+    }
+  } else {
+    append(x, rel, n, sizeof rel, "exec");
+    r = write_in_proc(x, proc, rel, value);
+  }
+  if (r < 0) fail(x, errno, D_WRITE);
   close(proc);
 }
 
@@ -938,6 +995,9 @@ static void run_step(struct ctx* x, int op, struct cur* c) {
       break;
     case OP_EXEC:
       step_exec(x, c);
+      break;
+    case OP_LSM_EXEC:
+      step_lsm_exec(x, c);
       break;
     case OP_STDIN:
       if (dup2((int)rd_int(c), 0) < 0) fail(x, errno, D_NONE);

@@ -57,4 +57,5 @@ enum plan_op {
   OP_EXEC = 35,          /* list argv, list envp */
   OP_DUMPABLE = 36,      /* int value (prctl PR_SET_DUMPABLE) */
   OP_STDIN = 37,         /* int fd: becomes fd 0 (hooks read the state from it) */
+  OP_LSM_EXEC = 38,      /* int lsm (1 AppArmor, 2 SELinux), string value for attr/.../exec */
 };

@@ -42,6 +42,7 @@ export const OP = {
   EXEC: 35,
   DUMPABLE: 36,
   STDIN: 37,
+  LSM_EXEC: 38,
 } as const;
 
 export type OpName = keyof typeof OP;

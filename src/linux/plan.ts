@@ -5,10 +5,13 @@ import { posix } from 'node:path';
 import type { Capabilities, Device, IdMapping, Mount, NamespaceType, Process, Spec } from '../spec/types.js';
 import { invalidConfig } from '../util/errors.js';
 import { capMask } from './capabilities.js';
+import { type LsmSupport, lsmSteps } from './lsm.js';
 import { DEFAULT_DEVICES, DEFAULT_DEV_SYMLINKS, deviceMode } from './devices.js';
 import { MS_BIND, MS_REC, MS_SLAVE, parseMountOptions, propagationFlag } from './mount-options.js';
 import { F, type PlanStep } from './plan-encode.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
+
+const NO_LSM: LsmSupport = { apparmor: false, selinux: false };
 
 export const CLONE_NEW: Record<NamespaceType, number> = {
   mount: 0x00020000,
@@ -58,6 +61,8 @@ export interface InitInputs {
   /** True when the container must outlive the calling process (create, run --detach). */
   detach: boolean;
   noPivot?: boolean;
+  /** The LSMs this host enforces (for process.apparmorProfile/selinuxLabel); none if unset. */
+  lsm?: LsmSupport;
 }
 
 export interface ExecInputs {
@@ -67,6 +72,7 @@ export interface ExecInputs {
   preserveFds: number;
   seccomp?: Seccompiled;
   detach: boolean;
+  lsm?: LsmSupport;
 }
 
 const step = (op: PlanStep['op'], syscall: string, fields: PlanStep['fields'] = [], target?: string): PlanStep =>
@@ -175,12 +181,22 @@ function hasMount(spec: Spec, dest: string): Mount | undefined {
 }
 
 /** Identity and privileges, shared by create and exec (runc's finalizeNamespace order). */
-function processSteps(p: Process, lastCap: number, preserveFds: number, seccomp: Seccompiled | undefined, fifoFd: number, detach: boolean): PlanStep[] {
+function processSteps(
+  p: Process,
+  lastCap: number,
+  preserveFds: number,
+  seccomp: Seccompiled | undefined,
+  fifoFd: number,
+  detach: boolean,
+  lsm: LsmSupport = NO_LSM,
+): PlanStep[] {
   const out: PlanStep[] = [];
   const caps = p.capabilities ?? {};
   const mask = (names: string[] | undefined) => capMask(names, lastCap).mask;
   out.push(step('CHDIR', 'chdir', [F.str(p.cwd)], p.cwd));
   out.push(step('UMASK', 'umask', [F.int(p.user.umask ?? 0o022)]));
+  // Labels for the execve, written while we are still root (attr files belong to root).
+  out.push(...lsmSteps(p, lsm));
   for (const r of p.rlimits ?? []) {
     const n = rlimitNumber(r.type);
     if (n === undefined) throw invalidConfig('process.rlimits', `has an unknown type ${r.type}`);
@@ -278,7 +294,7 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
   for (const r of linux.readonlyPaths ?? []) out.push(step('READONLY', 'mount_setattr(MOUNT_ATTR_RDONLY)', [F.str(r)], r));
   if (spec.root?.readonly) out.push(step('ROOT_READONLY', 'mount(MS_REMOUNT|MS_RDONLY)', [], '/'));
 
-  out.push(...processSteps(p, inputs.lastCap, inputs.preserveFds, inputs.seccomp, inputs.fifoFd, inputs.detach));
+  out.push(...processSteps(p, inputs.lastCap, inputs.preserveFds, inputs.seccomp, inputs.fifoFd, inputs.detach, inputs.lsm));
   return out;
 }
 
@@ -291,7 +307,7 @@ export function buildExecPlan(p: Process, inputs: ExecInputs): PlanStep[] {
   out.push(step('FORK', 'clone3(CLONE_PARENT)'));
   out.push(step('SETSID', 'setsid'));
   out.push(...ttySteps(p, inputs.consoleFd));
-  out.push(...processSteps(p, inputs.lastCap, inputs.preserveFds, inputs.seccomp, -1, inputs.detach));
+  out.push(...processSteps(p, inputs.lastCap, inputs.preserveFds, inputs.seccomp, -1, inputs.detach, inputs.lsm));
   return out;
 }
 

@@ -17,6 +17,8 @@ import { TsrunError, wrap } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import type { RuntimeContext } from './context.js';
 import { runHooksInContainer } from './container-hooks.js';
+import { checkSysctlNamespaces } from './sysctl-namespaces.js';
+import { checkMountLabel, lsmSupport } from '../linux/lsm.js';
 import { runHooks } from './hooks.js';
 import { procStartTime } from './proc.js';
 import { SpawnSession, writeIdMaps } from './spawn-session.js';
@@ -114,6 +116,9 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
   const { spec, warnings } = loadSpec(bundle);
   for (const w of warnings) ctx.log.warn(w);
   checkTerminal(spec, o);
+  checkSysctlNamespaces(spec);
+  const lsm = lsmSupport();
+  checkMountLabel(spec.linux?.mountLabel, lsm);
   const dropped = ambientDropped(spec.process!);
   // For uid 0 ambient caps change nothing (exec grants root the bounding set): no noise.
   if (dropped.length && spec.process!.user.uid !== 0) ctx.log.warn(`ambient capabilities ${dropped.join(', ')} are not also permitted and inheritable: not raised`);
@@ -242,6 +247,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       hookPoints,
       detach: o.detach,
       noPivot: o.noPivot ?? false,
+      lsm,
     });
 
     session = SpawnSession.start(steps, cgroupFd);

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { readLastCap } from '../linux/capabilities.js';
 import { buildExecPlan, type NsJoin } from '../linux/plan.js';
 import { compileSeccomp } from '../linux/seccomp.js';
+import { lsmSupport } from '../linux/lsm.js';
 import { native } from '../native/index.js';
 import type { Process } from '../spec/types.js';
 import { validateProcess } from '../spec/validate.js';
@@ -119,6 +120,7 @@ export async function execInContainer(ctx: RuntimeContext, o: ExecOptions): Prom
       preserveFds: o.preserveFds ?? 0,
       ...(seccomp ? { seccomp: { bpf: seccomp.bpf, flags: seccomp.flags } } : {}),
       detach: o.detach,
+      lsm: lsmSupport(),
     });
     session = SpawnSession.start(steps, cgroupFd);
     const s = session;

@@ -17,6 +17,13 @@ const PROPAGATIONS = ['shared', 'slave', 'private', 'unbindable', 'rshared', 'rs
 const SECCOMP_ACTIONS = ['KILL', 'KILL_PROCESS', 'KILL_THREAD', 'TRAP', 'ERRNO', 'TRACE', 'ALLOW', 'LOG', 'NOTIFY'].map((a) => `SCMP_ACT_${a}`);
 const SECCOMP_OPS = ['NE', 'LT', 'LE', 'EQ', 'GE', 'GT', 'MASKED_EQ'].map((o) => `SCMP_CMP_${o}`);
 const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+/** The namespace a sysctl key belongs to, or undefined for a key that is not namespaced. */
+export function sysctlNamespace(key: string): 'ipc' | 'network' | 'uts' | undefined {
+  if (IPC_SYSCTLS.has(key) || key.startsWith('fs.mqueue.')) return 'ipc';
+  if (key.startsWith('net.')) return 'network';
+  if (key === 'kernel.hostname' || key === 'kernel.domainname') return 'uts';
+  return undefined;
+}
 const SYSCTL_KEY = /^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$/;
 const PROC_FD = /^\/proc\/(self|thread-self|\d+)(\/task\/\d+)?\/fd/; // CVE-2024-21626
 const KNOWN_CAPS = new Set(CAPABILITIES);
@@ -134,7 +141,9 @@ function validateLinux(spec: Spec, linux: Linux): void {
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     if (!SYSCTL_KEY.test(key)) configError(`sysctl key ${JSON.stringify(key)} is not valid`);
     if (/[\n\0]/.test(value)) configError(`sysctl "${key}" value must not contain a newline or NUL byte`);
-    const needs = IPC_SYSCTLS.has(key) || key.startsWith('fs.mqueue.') ? 'ipc' : key.startsWith('net.') ? 'network' : key === 'kernel.hostname' || key === 'kernel.domainname' ? 'uts' : undefined;
+    // The uts namespace's name has its own field; two sources for it would disagree (runc).
+    if (key === 'kernel.hostname') configError('sysctl "kernel.hostname" is not allowed as it conflicts with the OCI "hostname" field');
+    const needs = sysctlNamespace(key);
     if (needs === undefined) configError(`sysctl "${key}" is not allowed in a container`);
     if (!ns.has(needs)) configError(`sysctl "${key}" requires ${needs === 'ipc' ? 'an' : 'a'} ${needs} namespace`);
   }

@@ -152,6 +152,7 @@ const failing: Array<[string, (s: Spec) => void, string]> = [
   ['userns without gidMappings', (s) => { userns(s); s.linux!.gidMappings = []; }, '"linux.gidMappings" is required with a new user namespace'],
   ['uidMappings size 0', (s) => { userns(s); s.linux!.uidMappings![0]!.size = 0; }, '"linux.uidMappings[0].size" must be an integer between 1 and 4294967295'],
   ['hostname without uts', (s) => { s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'uts'); }, '"hostname" requires a new uts namespace'],
+  ['kernel.hostname sysctl', (s) => { s.linux!.sysctl = { 'kernel.hostname': 'h' }; }, 'sysctl "kernel.hostname" is not allowed as it conflicts with the OCI "hostname" field'],
   ['hostname with joined uts', (s) => { s.linux!.namespaces![3]!.path = '/proc/42/ns/uts'; }, '"hostname" requires a new uts namespace'],
   ['domainname without uts', (s) => { delete s.hostname; s.domainname = 'example.org'; s.linux!.namespaces!.splice(3, 1); }, '"domainname" requires a new uts namespace'],
   ['timeOffsets without time ns', (s) => { s.linux!.timeOffsets = { monotonic: { secs: 10 } }; }, '"linux.timeOffsets" requires a new time namespace'],
@@ -219,7 +220,7 @@ const passing: Array<[string, (s: Spec) => void]> = [
   ['joined user namespace without mappings', (s) => { s.linux!.namespaces!.push({ type: 'user', path: '/proc/42/ns/user' }); }],
   ['ipc and mqueue sysctls with ipc ns', (s) => { Object.assign(s.linux!.sysctl!, { 'kernel.shm_rmid_forced': '1', 'fs.mqueue.msg_max': '10' }); }],
   ['net sysctl with a new netns', (s) => { delete s.linux!.namespaces![1]!.path; s.linux!.sysctl!['net.ipv4.conf.eth0.route_localnet'] = '1'; }],
-  ['uts sysctls with uts ns', (s) => { Object.assign(s.linux!.sysctl!, { 'kernel.domainname': 'example.org', 'kernel.hostname': 'h' }); }],
+  ['uts sysctl with uts ns', (s) => { Object.assign(s.linux!.sysctl!, { 'kernel.domainname': 'example.org' }); }],
   ['no hostname, no uts', (s) => { delete s.hostname; s.linux!.namespaces!.splice(3, 1); }],
   ['devices of every type', (s) => {
     s.linux!.devices = [
