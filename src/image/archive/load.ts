@@ -332,12 +332,23 @@ function nameImages(reader: ArchiveReader, images: PlannedImage[], tag: string |
 /** Load every image in the archive or layout at `path` into `store`, and tag them. */
 export async function loadArchive(store: ImageStore, path: string, opts: LoadOptions = {}): Promise<LoadResult> {
   const reader = await openArchive(path, opts.maxMemberSize === undefined ? {} : { maxMemberSize: opts.maxMemberSize });
+  try {
+    return await loadFrom(store, reader, opts);
+  } finally {
+    reader.close();
+  }
+}
+
+async function loadFrom(store: ImageStore, reader: ArchiveReader, opts: LoadOptions): Promise<LoadResult> {
+  // Planning opens each member once and keeps it open: copy() reads those descriptors, never
+  // the paths again, so files swapped in between (a FIFO, a symlink) are never seen.
   const plan = reader.format === 'docker-archive' ? planDocker(reader) : planOci(reader);
   if (!plan.images.length) throw bad(reader, 'it holds no image for this platform');
   const names = nameImages(reader, plan.images, opts.tag);
 
   store.init();
   await reader.copy(store, plan.wants);
+  reader.close(); // every member is in the store now
   for (const m of plan.synthesized) store.putBlobBytes(m);
   const blobsOf = (im: PlannedImage) => [im.record.digest, im.manifestDigest, im.configDigest, ...im.layers.map((l) => l.digest)];
   // Blobs and layers the store already had are reused: mark them fresh, so a concurrent

@@ -5,10 +5,15 @@
 // once the caller knows which blobs it needs, a copy pass that streams exactly those into the
 // store (verified by putBlob). Nothing touches the store until the whole archive has passed
 // the scan.
+//
+// The archive is hostile and may change under us: every file is opened exactly once
+// (O_NOFOLLOW|O_NONBLOCK for a layout's members, so a symlink is refused and a FIFO cannot
+// block the open), must be a regular file by fstat, and is read only through that descriptor,
+// at explicit offsets, never by path again. A file swapped after it was opened changes nothing.
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, lstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, createReadStream, read as fsRead, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { basename, join, posix } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { isErrno, TsrunError, wrap } from '../../util/errors.js';
@@ -54,6 +59,8 @@ export interface ArchiveReader {
   small(name: string, what: string): Buffer | undefined;
   /** Store the members named in `wants` (member name -> digest), each verified by putBlob. */
   copy(store: ImageStore, wants: Map<string, BlobWant>): Promise<void>;
+  /** Close every descriptor the reader holds (idempotent). */
+  close(): void;
 }
 
 export interface OpenArchiveOptions {
@@ -95,11 +102,69 @@ async function* fromBuffer(b: Buffer): AsyncIterable<Buffer> {
   yield b;
 }
 
+// Node does not export O_CLOEXEC; libuv adds it to every open() anyway.
+const O_CLOEXEC = (constants as { O_CLOEXEC?: number }).O_CLOEXEC ?? 0;
+/** A layout's member: never through a symlink, never waiting for a FIFO's writer, never a controlling tty. */
+const OPEN_MEMBER = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY | O_CLOEXEC;
+/** The archive or layout directory the user named: a symlink to it is fine, a FIFO must not block. */
+const OPEN_ARCHIVE = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | O_CLOEXEC;
+
+const NOT_REGULAR_HINT =
+  'an OCI layout holds its blobs and metadata as regular files, not symlinks, FIFOs or devices: export the image again (`tsrun save --format oci-dir`, `skopeo copy ... oci:DIR`) and load that';
+
+/** What a non-regular file is, for messages. */
+function fileKind(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  if (st.isDirectory()) return 'a directory';
+  return 'an unknown kind of file';
+}
+
+function safeClose(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}
+
+/**
+ * The first `size` bytes of `fd` (pread: the file offset is never used), and whether the file
+ * still holds exactly that many: it may have been truncated or grown since its fstat.
+ */
+function readAll(fd: number, size: number): { data: Buffer; exact: boolean } {
+  const buf = Buffer.alloc(size + 1); // one byte more, to notice a file that grew
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  return { data: buf.subarray(0, Math.min(got, size)), exact: got === size };
+}
+
+/**
+ * A stream of the first `size` bytes of `fd`, read at explicit offsets. It owns `fd`: destroying
+ * it (or reading it to the end) closes it, once no read is in flight.
+ */
+function streamFd(path: string, fd: number, size: number): Readable {
+  if (size === 0) {
+    safeClose(fd);
+    return Readable.from([]);
+  }
+  return createReadStream(path, { fd, start: 0, end: size - 1, autoClose: true });
+}
+
 // ---------------------------------------------------------------- OCI layout directory
 
 class DirReader implements ArchiveReader {
   readonly format = 'oci-dir' as const;
   private readonly cache = new Map<string, MemberInfo | undefined>();
+  /** Open descriptors of members whose bytes are not in memory yet. */
+  private readonly fds = new Map<string, number>();
 
   constructor(readonly path: string, private readonly maxMemberSize: number) {}
 
@@ -111,34 +176,80 @@ class DirReader implements ArchiveReader {
     return join(this.path, name);
   }
 
+  private label(name: string): string {
+    const d = blobMemberDigest(name);
+    return d ? `blob ${d} (${name})` : name;
+  }
+
+  private notRegular(name: string, p: string, kind: string): TsrunError {
+    return new TsrunError('ERR_INVALID_ARGUMENT', `archive ${this.path}: ${this.label(name)} is ${kind}, not a regular file`, { path: p, hint: NOT_REGULAR_HINT });
+  }
+
+  /** The member opened once (no symlinks, no blocking) and checked by fstat; its fd is kept. */
   member(name: string): MemberInfo | undefined {
     if (this.cache.has(name)) return this.cache.get(name);
     const p = this.file(name);
-    let info: MemberInfo | undefined;
+    let fd: number;
     try {
-      const st = lstatSync(p);
-      if (!st.isFile()) throw rejected(this.path, `${name} is not a regular file`);
-      if (st.size > this.maxMemberSize) throw rejected(this.path, `${name} is ${st.size} bytes, more than the ${this.maxMemberSize} allowed`);
-      const head = Buffer.alloc(4);
-      const fd = openSync(p, 'r');
-      try {
-        const n = readSync(fd, head, 0, 4, 0);
-        info = { name, size: st.size, magic: sniff(head.subarray(0, n)) };
-      } finally {
-        closeSync(fd);
-      }
+      fd = openSync(p, OPEN_MEMBER);
     } catch (e) {
-      if (!isErrno(e, 'ENOENT')) throw e instanceof TsrunError ? e : wrap(e, `read ${p}`);
+      if (isErrno(e, 'ENOENT')) {
+        this.cache.set(name, undefined);
+        return undefined;
+      }
+      if (isErrno(e, 'ELOOP') || isErrno(e, 'ENXIO')) {
+        // a symlink (O_NOFOLLOW), or a socket / a device without a driver: say which
+        let kind = isErrno(e, 'ELOOP') ? 'a symbolic link' : 'a socket or an unavailable device';
+        try {
+          kind = fileKind(lstatSync(p));
+        } catch {
+          /* keep the errno's reading */
+        }
+        throw this.notRegular(name, p, kind);
+      }
+      throw wrap(e, `archive ${this.path}: open ${this.label(name)}`);
     }
+    let info: MemberInfo;
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw this.notRegular(name, p, fileKind(st));
+      if (st.size > this.maxMemberSize) throw rejected(this.path, `${this.label(name)} is ${st.size} bytes, more than the ${this.maxMemberSize} allowed`);
+      const head = Buffer.alloc(4);
+      const n = readSync(fd, head, 0, 4, 0);
+      info = { name, size: st.size, magic: sniff(head.subarray(0, n)) };
+    } catch (e) {
+      safeClose(fd);
+      throw e instanceof TsrunError ? e : wrap(e, `archive ${this.path}: read ${this.label(name)}`);
+    }
+    this.fds.set(name, fd);
     this.cache.set(name, info);
     return info;
+  }
+
+  /** Take over the member's descriptor (undefined when its bytes are already in memory). */
+  private takeFd(name: string): number | undefined {
+    const fd = this.fds.get(name);
+    this.fds.delete(name);
+    return fd;
   }
 
   small(name: string, what: string): Buffer | undefined {
     const m = this.member(name);
     if (!m) return undefined;
-    if (m.size > MAX_METADATA_SIZE) throw rejected(this.path, `${what} ${name} is ${m.size} bytes, more than the ${MAX_METADATA_SIZE} allowed`);
-    m.data ??= readFileSync(this.file(name));
+    if (m.data) return m.data;
+    if (m.size > MAX_METADATA_SIZE) throw rejected(this.path, `${what} ${this.label(name)} is ${m.size} bytes, more than the ${MAX_METADATA_SIZE} allowed`);
+    const fd = this.takeFd(name);
+    if (fd === undefined) throw rejected(this.path, `${this.label(name)} was already read`);
+    let r;
+    try {
+      r = readAll(fd, m.size);
+    } catch (e) {
+      throw wrap(e, `archive ${this.path}: read ${what} ${this.label(name)}`);
+    } finally {
+      safeClose(fd);
+    }
+    if (!r.exact) throw rejected(this.path, `${what} ${this.label(name)} changed while it was read (it was ${m.size} bytes when opened): load it again, unchanged`);
+    m.data = r.data;
     return m.data;
   }
 
@@ -146,12 +257,26 @@ class DirReader implements ArchiveReader {
     for (const [name, w] of wants) {
       const m = this.member(name);
       if (!m) throw rejected(this.path, `${name} is missing`);
+      let src: AsyncIterable<Buffer> | Readable;
+      if (m.data) src = fromBuffer(m.data);
+      else {
+        const fd = this.takeFd(name);
+        if (fd === undefined) throw rejected(this.path, `${this.label(name)} was already read`);
+        src = streamFd(this.file(name), fd, m.size);
+      }
       try {
-        await store.putBlob(m.data ? fromBuffer(m.data) : createReadStream(this.file(name)), { digest: w.digest, size: w.size });
+        await store.putBlob(src, { digest: w.digest, size: w.size });
       } catch (e) {
         throw wrap(e, `archive ${this.path}: store ${name}`);
+      } finally {
+        if (src instanceof Readable) src.destroy(); // closes the fd (a no-op once it has ended)
       }
     }
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) safeClose(fd);
+    this.fds.clear();
   }
 }
 
@@ -169,20 +294,51 @@ interface TarMember {
   data?: Buffer;
 }
 
-/** The tar's members in order, decompressing a gzip-compressed archive on the fly. */
-async function* tarEntries(path: string): AsyncGenerator<TarEntry> {
+/**
+ * A stream of `fd` from offset 0 that never closes it (the reader owns it and reads it twice).
+ * It reports 'close' only once no read of `fd` is in flight, so `fd` may then be closed.
+ */
+function borrowFd(fd: number): Readable {
+  let pos = 0;
+  let reading = false;
+  let afterRead: (() => void) | undefined;
+  return new Readable({
+    highWaterMark: 64 * 1024,
+    read(n) {
+      const buf = Buffer.allocUnsafe(Math.max(n, 64 * 1024));
+      reading = true;
+      fsRead(fd, buf, 0, buf.length, pos, (err, got) => {
+        reading = false;
+        if (afterRead) return afterRead();
+        if (err) return this.destroy(err);
+        if (!got) return this.push(null);
+        pos += got;
+        this.push(buf.subarray(0, got));
+      });
+    },
+    destroy(err, cb) {
+      if (reading) afterRead = () => cb(err);
+      else cb(err);
+    },
+  });
+}
+
+/**
+ * The tar's members in order, decompressing a gzip-compressed archive on the fly. Read from
+ * `fd` (the archive opened once) at offsets from 0, so both passes see the same file.
+ */
+async function* tarEntries(path: string, fd: number): AsyncGenerator<TarEntry> {
   const head = Buffer.alloc(4);
-  const fd = openSync(path, 'r');
   let n: number;
   try {
     n = readSync(fd, head, 0, 4, 0);
-  } finally {
-    closeSync(fd);
+  } catch (e) {
+    throw wrap(e, `archive ${path}: read`);
   }
   const magic = sniff(head.subarray(0, n));
   if (magic === 'zstd') throw new TsrunError('ERR_UNSUPPORTED', `archive ${path}: zstd-compressed archives are not supported; decompress it first`);
   const ex = tar.extract();
-  const src = createReadStream(path);
+  const src = borrowFd(fd);
   const fail = (e: Error) => ex.destroy(e);
   src.on('error', fail);
   let input: Readable = src;
@@ -199,6 +355,7 @@ async function* tarEntries(path: string): AsyncGenerator<TarEntry> {
   } finally {
     src.destroy();
     input.destroy();
+    if (!src.closed) await new Promise((resolve) => src.once('close', resolve)); // no read of fd in flight after this
   }
 }
 
@@ -207,25 +364,29 @@ async function drain(entry: AsyncIterable<unknown>): Promise<void> {
 }
 
 class TarReader implements ArchiveReader {
+  private closed = false;
+
   private constructor(
     readonly format: ArchiveFormat,
     readonly path: string,
+    private readonly fd: number,
     private readonly members: Map<string, TarMember>,
   ) {}
 
-  static async scan(path: string, maxMemberSize: number): Promise<TarReader> {
+  /** Scan the archive open at `fd`; the reader then owns `fd` (closed by close()). */
+  static async scan(path: string, fd: number, maxMemberSize: number): Promise<TarReader> {
     try {
-      return await TarReader.scanUnwrapped(path, maxMemberSize);
+      return await TarReader.scanUnwrapped(path, fd, maxMemberSize);
     } catch (e) {
       // tar-stream's own errors ("Unexpected end of data") surface from an entry's stream too
       throw e instanceof TsrunError ? e : rejected(path, `not a valid tar: ${(e as Error).message}`);
     }
   }
 
-  private static async scanUnwrapped(path: string, maxMemberSize: number): Promise<TarReader> {
+  private static async scanUnwrapped(path: string, fd: number, maxMemberSize: number): Promise<TarReader> {
     const members = new Map<string, TarMember>();
     let metadataTotal = 0;
-    for await (const entry of tarEntries(path)) {
+    for await (const entry of tarEntries(path, fd)) {
       const h = entry.header;
       const name = memberName(path, h.name);
       const type = h.type === 'contiguous-file' ? 'file' : h.type;
@@ -292,7 +453,7 @@ class TarReader implements ArchiveReader {
     if (has('oci-layout') && has('index.json')) format = 'oci-archive';
     else if (has('manifest.json')) format = 'docker-archive';
     else throw rejected(path, 'neither an OCI image layout (oci-layout and index.json) nor a docker save archive (manifest.json)');
-    const reader = new TarReader(format, path, members);
+    const reader = new TarReader(format, path, fd, members);
     for (const n of members.keys()) reader.member(n); // every link must resolve inside the archive
     return reader;
   }
@@ -344,7 +505,8 @@ class TarReader implements ArchiveReader {
       }
     }
     if (!stream.size) return;
-    for await (const entry of tarEntries(this.path)) {
+    if (this.closed) throw rejected(this.path, 'the archive was closed');
+    for await (const entry of tarEntries(this.path, this.fd)) {
       const n = memberName(this.path, entry.header.name);
       const w = stream.get(n);
       const t = entry.header.type;
@@ -362,26 +524,59 @@ class TarReader implements ArchiveReader {
     }
     if (stream.size) throw rejected(this.path, `members changed while loading: ${[...stream.keys()].join(', ')} not found on the second read`);
   }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    safeClose(this.fd);
+  }
 }
 
-/** Open `path`: an OCI layout directory, or a tar (or tar.gz) of one or of a docker save. */
+/**
+ * Open `path`: an OCI layout directory, or a tar (or tar.gz) of one or of a docker save. The
+ * caller must close() the reader (it holds descriptors until then).
+ */
 export async function openArchive(path: string, opts: OpenArchiveOptions = {}): Promise<ArchiveReader> {
   const max = opts.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE;
-  let st;
+  let fd: number;
   try {
-    st = statSync(path);
+    fd = openSync(path, OPEN_ARCHIVE);
   } catch (e) {
     throw wrap(e, `open archive ${path}`);
   }
+  let st: Stats;
+  try {
+    st = fstatSync(fd);
+  } catch (e) {
+    safeClose(fd);
+    throw wrap(e, `open archive ${path}`);
+  }
   if (st.isDirectory()) {
+    safeClose(fd); // a layout's members are each opened once, by DirReader
     const r = new DirReader(path, max);
-    if (!r.member('oci-layout') || !r.member('index.json')) {
-      throw rejected(path, `a directory must be an OCI image layout (oci-layout and index.json)${r.member('manifest.json') ? '; for an unpacked docker save, load the tar itself' : ''}`);
+    try {
+      if (!r.member('oci-layout') || !r.member('index.json')) {
+        throw rejected(path, `a directory must be an OCI image layout (oci-layout and index.json)${r.member('manifest.json') ? '; for an unpacked docker save, load the tar itself' : ''}`);
+      }
+    } catch (e) {
+      r.close();
+      throw e;
     }
     return r;
   }
-  if (!st.isFile()) throw rejected(path, 'not a file or directory');
-  return TarReader.scan(path, max);
+  if (!st.isFile()) {
+    safeClose(fd);
+    throw new TsrunError('ERR_INVALID_ARGUMENT', `archive ${path}: it is ${fileKind(st)}, not a file or directory`, {
+      path,
+      hint: 'save the archive to a regular file first and load that',
+    });
+  }
+  try {
+    return await TarReader.scan(path, fd, max);
+  } catch (e) {
+    safeClose(fd);
+    throw e;
+  }
 }
 
 /** A repository name made from an archive's file name: "busybox_1.36.tar.gz" -> "busybox_1.36". */
