@@ -69,7 +69,8 @@ export function featuresDocument(): object {
         operators: ['SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_LE', 'SCMP_CMP_LT', 'SCMP_CMP_MASKED_EQ', 'SCMP_CMP_NE'],
         archs: ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM', 'SCMP_ARCH_X32', 'SCMP_ARCH_X86', 'SCMP_ARCH_X86_64'],
       },
-      apparmor: { enabled: false },
+      // Applied where the host enforces AppArmor; refused (never ignored) where it does not.
+      apparmor: { enabled: true },
       selinux: { enabled: false },
     },
     annotations: { 'org.opencontainers.runtime-spec.features': 'tsrun' },
