@@ -88,6 +88,8 @@ if [ "$IN_PLACE" = 0 ]; then
   cp -p "$LAUNCHER" "${LAUNCHER}.cjs" "$(dirname "$LAUNCHER")/package.json" "$WORK/tsrun/dist/bin/"
   cp -p "${LAUNCHER}".cjs.*.v8cache "$WORK/tsrun/dist/bin/" 2>/dev/null || true
   cp -p "$ADDON" "$WORK/tsrun/build/Release/tsrun.node"
+  # the container-side helper the addon execs (it lives beside the addon)
+  [ ! -f "$(dirname "$ADDON")/tsrun-init" ] || cp -p "$(dirname "$ADDON")/tsrun-init" "$WORK/tsrun/build/Release/"
   [ -d "$REPO/node_modules" ] && ln -s "$REPO/node_modules" "$WORK/tsrun/node_modules" # pino, for --log-format json only
   TSRUN=$WORK/tsrun/dist/bin/$(basename "$LAUNCHER")
 fi

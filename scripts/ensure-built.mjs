@@ -5,9 +5,10 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const addon = join(root, 'build/Release/tsrun.node');
+// The addon and the helper it execs for every container-side process.
+const outputs = ['tsrun.node', 'tsrun-init'].map((f) => join(root, 'build/Release', f));
 const sources = [join(root, 'binding.gyp'), ...readdirSync(join(root, 'native')).map((f) => join(root, 'native', f))];
 const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
-if (!existsSync(addon) || statSync(addon).mtimeMs < newest) run('npx', ['node-gyp', 'rebuild']);
+if (outputs.some((f) => !existsSync(f) || statSync(f).mtimeMs < newest)) run('npx', ['node-gyp', 'rebuild']);
 run(process.execPath, [join(root, 'scripts/bundle.mjs')]);
