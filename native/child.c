@@ -48,6 +48,7 @@ struct ctx {
   int sync_fd;
   int root_fd;          /* the bound rootfs before pivot, "/" after; -1 until needed (exec) */
   int step;
+  int pdeathsig;         /* 1 while we are tied to the parent (READY may untie us for good) */
   const char* exec_path; /* set by OP_FIND_EXEC */
   char exec_buf[4096];
   char path_buf[4096];
@@ -702,8 +703,8 @@ static void step_setuser(struct ctx* x, struct cur* c) {
   if (syscall(SYS_setgroups, (size_t)n, groups) < 0 && !(errno == EPERM && n == 0)) fail(x, errno, D_NONE);
   if (syscall(SYS_setresgid, gid, gid, gid) < 0) fail(x, errno, D_NONE);
   if (syscall(SYS_setresuid, uid, uid, uid) < 0) fail(x, errno, D_NONE);
-  /* A euid change clears PDEATHSIG: re-arm it (READY drops it again when detaching). */
-  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* no getppid() check: it reads 0 inside a pid namespace */
+  /* A euid change clears PDEATHSIG: re-arm it, unless READY already untied us (detached). */
+  if (x->pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* no getppid() check: it reads 0 in a pid ns */
 }
 
 static void step_caps_bounding(struct ctx* x, struct cur* c) {
@@ -733,11 +734,25 @@ static void step_caps(struct ctx* x, struct cur* c) {
     if ((amb & (1ULL << i)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, i, 0, 0) < 0) fail(x, errno, D_NONE);
 }
 
+/*
+ * Load the filter as the last step but the capability (and, without no_new_privs, the
+ * credential) calls that must follow it. Without no_new_privs the kernel wants
+ * CAP_SYS_ADMIN: raise it in the effective set from the permitted set (kept by KEEPCAPS
+ * across a uid change); the CAPS step right after sets the final sets.
+ */
 static void step_seccomp(struct ctx* x, struct cur* c) {
   unsigned flags = (unsigned)rd_int(c);
+  int raise_admin = (int)rd_int(c);
   const void* bytes;
   int64_t len = rd_blob(c, &bytes);
   if (len <= 0 || len % (int64_t)sizeof(struct sock_filter)) fail(x, EINVAL, D_NONE);
+  if (raise_admin) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) < 0) fail(x, errno, D_NONE);
+    d[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective |= CAP_TO_MASK(CAP_SYS_ADMIN);
+    if (syscall(SYS_capset, &h, d) < 0) fail(x, errno, D_NONE);
+  }
   struct sock_fprog prog;
   prog.len = (unsigned short)(len / (int64_t)sizeof(struct sock_filter));
   prog.filter = (struct sock_filter*)bytes;
@@ -807,7 +822,10 @@ static void step_ready(struct ctx* x, struct cur* c) {
   int clear_pdeathsig = (int)rd_int(c);
   send_msg(x, MSG_READY, 0, 0);
   expect_msg(x, MSG_GO);
-  if (clear_pdeathsig) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+  if (clear_pdeathsig) {
+    prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    x->pdeathsig = 0;
+  }
   send_msg(x, MSG_WAITING, 0, 0);
   if (fifo >= 0) {
     /* Signals are deliverable while a created container waits (kill TERM ends it, as with
@@ -1026,6 +1044,7 @@ __attribute__((noreturn)) void child_main(const unsigned char* plan, size_t len,
     if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, 0);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) _exit(1);
   if (getppid() != parent_pid) _exit(1); /* the parent died before PDEATHSIG was armed */
+  x.pdeathsig = 1;
   umask(0);
 
   struct cur c = {plan, plan + len};

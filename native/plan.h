@@ -50,7 +50,7 @@ enum plan_op {
   OP_SETUSER = 28,       /* int uid, int gid, int ngroups, then ngroups ints */
   OP_CAPS = 29,          /* int effective, int permitted, int inheritable, int ambient */
   OP_NNP = 30,           /* (none) */
-  OP_SECCOMP = 31,       /* int flags, string bpf bytes (length-prefixed blob) */
+  OP_SECCOMP = 31,       /* int flags, int raise_admin (CAP_SYS_ADMIN first: no NNP), string bpf bytes (blob) */
   OP_FIND_EXEC = 32,     /* string argv0, string PATH */
   OP_CLOSE_FDS = 33,     /* int first: everything >= first gets CLOEXEC; 0..first-1 lose it */
   OP_READY = 34,         /* int fifo_fd (-1: none), int clear_pdeathsig */

@@ -203,25 +203,31 @@ function processSteps(
     out.push(step('RLIMIT', 'prlimit', [F.int(n), F.int(rlimitValue(r.soft)), F.int(rlimitValue(r.hard))], r.type));
   }
   out.push(step('CAPS_BOUNDING', 'prctl(PR_CAPBSET_DROP)', [F.int(lastCap), F.int(mask(caps.bounding))]));
-  const nnp = p.noNewPrivileges === true;
-  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop.
-  if (seccomp && !nnp) out.push(step('SECCOMP', 'seccomp', [F.int(seccomp.flags), F.blob(seccomp.bpf)]));
   const groups = [p.user.gid, ...(p.user.additionalGids ?? []).filter((g) => g !== p.user.gid)];
   if (groups.length > 256) throw invalidConfig('process.user.additionalGids', 'must have at most 255 entries');
   out.push(
     step('SETUSER', 'setresuid', [F.int(p.user.uid), F.int(p.user.gid), F.int(groups.length), ...groups.map((g) => F.int(g))], `${p.user.uid}:${p.user.gid}`),
   );
-  // The kernel raises an ambient cap only if it is permitted and inheritable (see ambientDropped).
-  const ambient = mask(caps.ambient) & mask(caps.permitted) & mask(caps.inheritable);
-  out.push(step('CAPS', 'capset', [F.int(mask(caps.effective)), F.int(mask(caps.permitted)), F.int(mask(caps.inheritable)), F.int(ambient)]));
-  if (nnp) out.push(step('NNP', 'prctl(PR_SET_NO_NEW_PRIVS)'));
   const args = p.args ?? [];
   const argv0 = args[0];
   if (!argv0) throw invalidConfig('process.args', 'must not be empty');
+  // Everything tsrun itself needs happens before the filter: the lookup (as the user),
+  // closing fds, the sync with the parent and the wait for `start`.
   out.push(step('FIND_EXEC', 'stat', [F.str(argv0), F.str(processPath(p.env))], argv0));
   out.push(step('CLOSE_FDS', 'close_range', [F.int(3 + preserveFds)]));
   out.push(step('READY', 'sync', [F.int(fifoFd), F.int(detach ? 1 : 0)]));
-  if (seccomp && nnp) out.push(step('SECCOMP', 'seccomp', [F.int(seccomp.flags), F.blob(seccomp.bpf)]));
+  // The kernel raises an ambient cap only if it is permitted and inheritable (see ambientDropped).
+  const ambient = mask(caps.ambient) & mask(caps.permitted) & mask(caps.inheritable);
+  const capsStep = step('CAPS', 'capset', [F.int(mask(caps.effective)), F.int(mask(caps.permitted)), F.int(mask(caps.inheritable)), F.int(ambient)]);
+  const nnp = p.noNewPrivileges === true;
+  if (nnp) {
+    out.push(capsStep, step('NNP', 'prctl(PR_SET_NO_NEW_PRIVS)'));
+    if (seccomp) out.push(step('SECCOMP', 'seccomp', [F.int(seccomp.flags), F.int(0), F.blob(seccomp.bpf)]));
+  } else {
+    // Without no_new_privs the filter needs CAP_SYS_ADMIN, so only capset follows it (runc's order).
+    if (seccomp) out.push(step('SECCOMP', 'seccomp', [F.int(seccomp.flags), F.int(1), F.blob(seccomp.bpf)]));
+    out.push(capsStep);
+  }
   out.push(step('EXEC', 'execve', [F.list(args), F.list(p.env ?? [])], argv0));
   return out;
 }

@@ -61,12 +61,14 @@ describe('buildInitPlan', () => {
     expect(idx(s, 'CHDIR')).toBeLessThan(idx(s, 'SETUSER'));
     expect(idx(s, 'CAPS_BOUNDING')).toBeLessThan(idx(s, 'SETUSER'));
     expect(idx(s, 'SETUSER')).toBeLessThan(idx(s, 'CAPS'));
-    expect(ops(s).slice(-5)).toEqual(['FIND_EXEC', 'CLOSE_FDS', 'READY', 'SECCOMP', 'EXEC']);
+    // Everything tsrun needs before the filter; only the final capability sets and NNP between.
+    expect(ops(s).slice(-8)).toEqual(['SETUSER', 'FIND_EXEC', 'CLOSE_FDS', 'READY', 'CAPS', 'NNP', 'SECCOMP', 'EXEC']);
   });
 
-  it('loads seccomp before dropping privileges when no_new_privs is off', () => {
+  it('without no_new_privs loads seccomp after tsrun\'s own work, followed only by capset (CAP_SYS_ADMIN raised for it)', () => {
     const s = buildInitPlan(spec((x) => (x.process!.noNewPrivileges = false)), inputs());
-    expect(idx(s, 'SECCOMP')).toBeLessThan(idx(s, 'SETUSER'));
+    expect(ops(s).slice(-7)).toEqual(['SETUSER', 'FIND_EXEC', 'CLOSE_FDS', 'READY', 'SECCOMP', 'CAPS', 'EXEC']);
+    expect(s[idx(s, 'SECCOMP')]!.fields[1]).toEqual({ int: 1 });
     expect(ops(s)).not.toContain('NNP');
   });
 
@@ -121,7 +123,7 @@ describe('buildInitPlan', () => {
 describe('buildExecPlan', () => {
   it('joins, forks, and never touches mounts', () => {
     const s = buildExecPlan(spec().process!, { lastCap: 40, joins: [{ type: 'pid', fd: 5, path: '/p' }], consoleFd: -1, preserveFds: 0, detach: true });
-    expect(ops(s)).toEqual(['DUMPABLE', 'SETNS', 'FORK', 'SETSID', 'CHDIR', 'UMASK', 'CAPS_BOUNDING', 'SETUSER', 'CAPS', 'NNP', 'FIND_EXEC', 'CLOSE_FDS', 'READY', 'EXEC']);
+    expect(ops(s)).toEqual(['DUMPABLE', 'SETNS', 'FORK', 'SETSID', 'CHDIR', 'UMASK', 'CAPS_BOUNDING', 'SETUSER', 'FIND_EXEC', 'CLOSE_FDS', 'READY', 'CAPS', 'NNP', 'EXEC']);
   });
 });
 
