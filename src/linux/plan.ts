@@ -7,7 +7,7 @@ import { invalidConfig } from '../util/errors.js';
 import { capMask } from './capabilities.js';
 import { type LsmSupport, lsmSteps } from './lsm.js';
 import { DEFAULT_DEVICES, DEFAULT_DEV_SYMLINKS, deviceMode } from './devices.js';
-import { MS_BIND, MS_REC, MS_SLAVE, parseMountOptions, propagationFlag } from './mount-options.js';
+import { MS_BIND, MS_REC, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, parseMountOptions, propagationFlag } from './mount-options.js';
 import { F, type PlanStep } from './plan-encode.js';
 import { rlimitNumber, rlimitValue } from './rlimits.js';
 
@@ -261,8 +261,12 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
   // Stage 2 (the container's pid 1): the filesystem view.
   out.push(step('SETSID', 'setsid'));
   if (p.oomScoreAdj !== undefined) out.push(step('OOM_SCORE_ADJ', 'write', [F.str(String(p.oomScoreAdj))], '/proc/self/oom_score_adj'));
+  // rootfsPropagation: slave and private hold from the start. shared and unbindable are set
+  // on the container's root at the end: a shared "/" now would make pivot_root fail (EINVAL)
+  // and could carry our set-up mounts out; an unbindable one would refuse the rootfs bind.
   const prop = linux.rootfsPropagation ? propagationFlag(linux.rootfsPropagation) : MS_REC | MS_SLAVE;
-  out.push(step('ROOT_PROPAGATION', 'mount(/, propagation)', [F.int(prop)], '/'));
+  const lateProp = prop & (MS_SHARED | MS_UNBINDABLE) ? prop : 0;
+  out.push(step('ROOT_PROPAGATION', 'mount(/, propagation)', [F.int(lateProp ? MS_REC | MS_SLAVE : prop)], '/'));
   out.push(step('BIND_ROOTFS', 'mount(MS_BIND)', [F.str(inputs.rootfs)], inputs.rootfs));
 
   const mounts = [...(spec.mounts ?? [])];
@@ -299,6 +303,7 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
   for (const m of linux.maskedPaths ?? []) out.push(step('MASK', 'mount(mask)', [F.str(m)], m));
   for (const r of linux.readonlyPaths ?? []) out.push(step('READONLY', 'mount_setattr(MOUNT_ATTR_RDONLY)', [F.str(r)], r));
   if (spec.root?.readonly) out.push(step('ROOT_READONLY', 'mount(MS_REMOUNT|MS_RDONLY)', [], '/'));
+  if (lateProp) out.push(step('ROOT_PROPAGATION', 'mount(/, propagation)', [F.int(lateProp)], `/ (${linux.rootfsPropagation})`));
 
   out.push(...processSteps(p, inputs.lastCap, inputs.preserveFds, inputs.seccomp, inputs.fifoFd, inputs.detach, inputs.lsm));
   return out;
