@@ -2,7 +2,7 @@
 // The mount point is injectable, so the file logic runs against a tmpdir in unit tests.
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { isErrno, TsrunError, wrap } from '../util/errors.js';
 
 /** Where cgroup2 is mounted: /sys/fs/cgroup on a v2 host, /sys/fs/cgroup/unified on hybrid. */
@@ -53,18 +53,26 @@ export class CgroupV2 {
     }
   }
 
-  /** mkdir -p; refuses a pre-existing cgroup that already holds processes (as runc does). */
-  create(rel: string): void {
+  /**
+   * mkdir -p, deciding by mkdir(2) of the leaf whether this call made it: returns true when it
+   * did, false when the cgroup already existed (tsrun never removes a cgroup it did not make).
+   * Refuses a pre-existing cgroup that already holds processes (as runc does).
+   */
+  create(rel: string): boolean {
     const dir = this.path(rel);
+    let made = false;
     try {
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(dirname(dir), { recursive: true });
+      mkdirSync(dir);
+      made = true;
     } catch (e) {
-      throw wrap(e, `create cgroup ${dir}`);
+      if (!isErrno(e, 'EEXIST')) throw wrap(e, `create cgroup ${dir}`);
     }
-    const procs = this.procs(rel);
+    const procs = made ? [] : this.procs(rel);
     if (procs.length) {
       throw new TsrunError('ERR_CGROUP', `cgroup ${dir} is not empty: ${procs.length} process(es) found`, { path: dir });
     }
+    return made;
   }
 
   /** A directory fd for clone3(CLONE_INTO_CGROUP) (O_PATH fds are not accepted there). */
@@ -142,10 +150,16 @@ export class CgroupV2 {
     }
   }
 
-  /** rmdir bottom-up, retrying EBUSY while exiting processes drain (crun's pattern). */
-  destroy(rel: string, timeoutMs = 5000): void {
-    const dir = this.path(rel);
-    const deadline = Date.now() + timeoutMs;
+  /**
+   * rmdir the cgroup and its sub-cgroups bottom-up, but only while no process lives in any of
+   * them: this never kills. Processes still there after `drainMs` (another container given the
+   * same cgroupsPath, a process a host tool moved in) keep their cgroup, and their number is
+   * returned; 0 means the cgroup is gone. EBUSY on an empty cgroup (exiting tasks not yet
+   * released) is retried for a moment.
+   */
+  removeIfUnused(rel: string, drainMs = 0): number {
+    const deadline = Date.now() + drainMs;
+    const busyDeadline = Date.now() + Math.max(drainMs, 2000);
     const rm = (d: string) => {
       let kids: string[] = [];
       try {
@@ -154,22 +168,26 @@ export class CgroupV2 {
         if (isErrno(e, 'ENOENT')) return;
       }
       for (const k of kids) rm(join(d, k));
-      for (;;) {
-        try {
-          rmdirSync(d);
-          return;
-        } catch (e) {
-          if (isErrno(e, 'ENOENT')) return;
-          if (!isErrno(e, 'EBUSY') || Date.now() > deadline) throw wrap(e, `remove cgroup ${d}`);
-          try {
-            writeFileSync(join(d, 'cgroup.kill'), '1');
-          } catch {
-            /* older kernels: the processes are already being killed */
-          }
-          sleepMs(10);
-        }
+      try {
+        rmdirSync(d);
+      } catch (e) {
+        if (!isErrno(e, 'ENOENT')) throw e;
       }
     };
-    rm(dir);
+    for (;;) {
+      if (!existsSync(this.path(rel))) return 0;
+      const n = this.procs(rel).length;
+      if (n === 0) {
+        try {
+          rm(this.path(rel));
+          return 0;
+        } catch (e) {
+          if (!isErrno(e, 'EBUSY') || Date.now() > busyDeadline) throw wrap(e, `remove cgroup ${this.path(rel)}`);
+        }
+      } else if (Date.now() > deadline) {
+        return n;
+      }
+      sleepMs(10);
+    }
   }
 }

@@ -9,13 +9,16 @@ import { isErrno, TsrunError, wrap } from '../util/errors.js';
 import type { RuntimeContext } from './context.js';
 import { ociState } from './create.js';
 import { runHooksInContainer } from './container-hooks.js';
+import { cgroupMadeForIt, hasOwnPidNs, signalContainerProcesses } from './container-processes.js';
 import { runHooks } from './hooks.js';
 import { isAlive } from './proc.js';
 import type { ContainerRecord } from './state-store.js';
 
 export function statusOf(ctx: RuntimeContext, rec: ContainerRecord): ContainerStatus {
   if (rec.phase === 'creating') {
-    return rec.pid === 0 && existsSync(`/proc/${rec.creatorPid}`) ? 'creating' : 'stopped';
+    // A create whose process is gone crashed: 'stopped', and `delete` finishes its job.
+    const creatorAlive = rec.creatorStartTime ? isAlive(rec.creatorPid, rec.creatorStartTime) : existsSync(`/proc/${rec.creatorPid}`);
+    return rec.pid === 0 && creatorAlive ? 'creating' : 'stopped';
   }
   if (!isAlive(rec.pid, rec.startTime)) return 'stopped';
   // Frozen first (runc's order): a paused, never-started container must still be resumable.
@@ -107,8 +110,7 @@ export function killContainer(ctx: RuntimeContext, id: string, signal: number, a
   const status = statusOf(ctx, rec);
   if (all) {
     // Must succeed on a stopped container: CRI sends kill --all after the init died.
-    if (ctx.cgroup && rec.cgroupPath && ctx.cgroup.exists(rec.cgroupPath)) ctx.cgroup.killAll(rec.cgroupPath, signal);
-    else if (status !== 'stopped') signalInit(rec, signal);
+    signalContainerProcesses(ctx, rec, signal);
     return;
   }
   if (status === 'stopped' || status === 'creating') throw new TsrunError('ERR_CONTAINER_NOT_RUNNING', 'container not running');
@@ -139,7 +141,7 @@ export async function deleteContainer(ctx: RuntimeContext, id: string, force: bo
       rec = ctx.store.read(id);
     } catch (e) {
       if (e instanceof TsrunError && e.code === 'ERR_CONTAINER_NOT_FOUND' && force) {
-        ctx.store.remove(id);
+        ctx.store.remove(id); // a create killed before its first state write
         return;
       }
       throw e;
@@ -149,21 +151,21 @@ export async function deleteContainer(ctx: RuntimeContext, id: string, force: bo
     if ((status === 'running' || status === 'paused') && !force) {
       throw new TsrunError('ERR_INVALID_STATE', `cannot delete container ${id} that is not stopped: ${status}`);
     }
-    const cg = ctx.cgroup && rec.cgroupPath && ctx.cgroup.exists(rec.cgroupPath) ? ctx.cgroup : null;
-    if (status !== 'stopped') {
-      if (cg) cg.killAll(rec.cgroupPath!, 9);
-      else {
-        try {
-          signalInit(rec, 9);
-        } catch {
-          /* exited meanwhile */
-        }
-      }
+    // A stopped container with its own pid namespace has no process left: nothing is killed.
+    // A live init (running, created, or left by a create that crashed after READY) is.
+    let killed = false;
+    if (isAlive(rec.pid, rec.startTime)) {
+      killed = signalContainerProcesses(ctx, rec, 9);
       if (!waitGone(rec, 10_000)) throw new TsrunError('ERR_INVALID_STATE', `container ${id} init ${rec.pid} did not exit after SIGKILL`);
     }
-    if (cg) {
-      cg.killAll(rec.cgroupPath!, 9); // leftovers of a container that shared its pid namespace
-      cg.destroy(rec.cgroupPath!);
+    const cg = ctx.cgroup && rec.cgroupPath && ctx.cgroup.exists(rec.cgroupPath) ? ctx.cgroup : null;
+    if (cg && cgroupMadeForIt(rec)) {
+      const rel = rec.cgroupPath!;
+      // Without its own pid namespace, processes of the container may outlive its init.
+      if (!hasOwnPidNs(rec)) killed = signalContainerProcesses(ctx, rec, 9) || killed;
+      // A crashed create's processes die of PDEATHSIG: give them (and killed ones) time to go.
+      const left = cg.removeIfUnused(rel, killed || rec.phase === 'creating' ? 5000 : 200);
+      if (left) ctx.log.warn(`cgroup ${cg.path(rel)} left in place: ${left} process(es) that are not container ${id}'s live in it`);
     }
     ctx.store.remove(id);
   } finally {

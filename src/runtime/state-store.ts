@@ -2,7 +2,7 @@
 // Layout: <root>/<id>/state.json, <root>/<id>/exec.fifo, <root>/<id>.lock.
 // Creation is decided by mkdir(2), as in runc and crun; a POSIX record lock serialises operations on
 // one id; state.json is replaced atomically.
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, fstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Spec } from '../spec/types.js';
 import { native } from '../native/index.js';
@@ -25,10 +25,19 @@ export interface ContainerRecord {
   created: string;
   owner: string;
   cgroupPath: string | null;
+  /**
+   * Whether this container's create made the cgroup directory (mkdir succeeded) rather than
+   * finding it. Written before the mkdir, so a create killed at any point leaves the record
+   * `delete --force` needs. Only a cgroup tsrun made is ever removed; absent in records of
+   * older versions (treated as made, which is what they assumed).
+   */
+  cgroupCreated?: boolean;
   /** The config as it was at create (the bundle may change or vanish). */
   config: Spec;
   /** The tsrun process doing the create, for cleaning up after a crash mid-create. */
   creatorPid: number;
+  /** Its start time: a reused creatorPid must not make a crashed create look alive. */
+  creatorStartTime?: string;
 }
 
 const ID_RE = /^[A-Za-z0-9_+\-][A-Za-z0-9_+.\-]{0,1023}$/;
@@ -62,7 +71,23 @@ export class StateStore {
       if (isErrno(e, 'ETIMEDOUT')) throw new TsrunError('ERR_LOCK_TIMEOUT', `container "${id}" is locked by another tsrun process`);
       throw wrap(e, `lock container "${id}"`);
     }
-    return () => native.close(fd);
+    const path = join(this.root, `${id}.lock`);
+    const dir = join(this.root, id);
+    return () => {
+      // No container under this id any more (deleted, never existed, failed create): drop the
+      // lock file while still holding the lock. Only a holder unlinks, and a waiter that had
+      // opened this inode re-checks after locking that the path still names it (lockFile).
+      if (!existsSync(dir)) {
+        try {
+          const held = fstatSync(fd);
+          const now = statSync(path);
+          if (held.ino === now.ino && held.dev === now.dev) unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
+      }
+      native.close(fd);
+    };
   }
 
   /** mkdir the container's directory; fails if it exists. */
@@ -106,10 +131,9 @@ export class StateStore {
     writeFileAtomic(join(this.dir(rec.id), 'state.json'), JSON.stringify(rec));
   }
 
-  /** Remove the state directory and the lock file (lockers check they hold the live inode). */
+  /** Remove the state directory (the lock's release then removes the lock file). */
   remove(id: string): void {
     rmSync(this.dir(id), { recursive: true, force: true });
-    rmSync(join(this.root, `${id}.lock`), { force: true });
   }
 
   /** Ids with a directory under the root (including ones mid-create). */
