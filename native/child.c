@@ -892,6 +892,12 @@ static void run_step(struct ctx* x, int op, struct cur* c) {
       int type = (int)rd_int(c);
       if (setns(fd, type) < 0) fail(x, errno, D_NONE);
       close(fd);
+      /* Our host ids mean nothing in a joined user namespace: become its root, as after
+       * OP_USERNS (files made later would otherwise fail with EOVERFLOW). */
+      if (type == CLONE_NEWUSER) {
+        if (syscall(SYS_setresgid, 0, 0, 0) < 0) fail(x, errno, D_NONE);
+        if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(x, errno, D_NONE);
+      }
       break;
     }
     case OP_USERNS:

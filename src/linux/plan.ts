@@ -244,7 +244,12 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
   if (!p) throw invalidConfig('process', 'is required');
   const linux = spec.linux ?? {};
   const fresh = new Set(newNamespaces(spec));
-  if (!fresh.has('mount')) throw invalidConfig('linux.namespaces', 'must include a new mount namespace');
+  const listed = new Set((linux.namespaces ?? []).map((n) => n.type));
+  // An omitted type is inherited (runtime-spec), except mount: the rootfs would be set up,
+  // and pivot_root done, in the runtime's own mount namespace. A joined one is used as is.
+  if (!listed.has('mount')) {
+    throw invalidConfig('linux.namespaces', 'must include a mount namespace (new, or joined by path): without one the rootfs would be set up in the runtime\'s own');
+  }
   const out: PlanStep[] = [step('DUMPABLE', 'prctl(PR_SET_DUMPABLE)', [F.int(0)])];
 
   // Stage 1: namespaces, then fork the container's pid 1.
@@ -297,8 +302,8 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
     out.push(step('SYSCTL', 'write', [F.str(key.replaceAll('.', '/')), F.str(value)], `/proc/sys/${key.replaceAll('.', '/')}`));
   }
-  if (spec.hostname !== undefined && fresh.has('uts')) out.push(step('HOSTNAME', 'sethostname', [F.str(spec.hostname)], spec.hostname));
-  if (spec.domainname !== undefined && fresh.has('uts')) out.push(step('DOMAINNAME', 'setdomainname', [F.str(spec.domainname)], spec.domainname));
+  if (spec.hostname !== undefined && listed.has('uts')) out.push(step('HOSTNAME', 'sethostname', [F.str(spec.hostname)], spec.hostname));
+  if (spec.domainname !== undefined && listed.has('uts')) out.push(step('DOMAINNAME', 'setdomainname', [F.str(spec.domainname)], spec.domainname));
   out.push(...ttySteps(p, inputs.consoleFd));
   for (const m of linux.maskedPaths ?? []) out.push(step('MASK', 'mount(mask)', [F.str(m)], m));
   for (const r of linux.readonlyPaths ?? []) out.push(step('READONLY', 'mount_setattr(MOUNT_ATTR_RDONLY)', [F.str(r)], r));

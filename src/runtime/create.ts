@@ -17,7 +17,7 @@ import { TsrunError, wrap } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import type { RuntimeContext } from './context.js';
 import { runHooksInContainer } from './container-hooks.js';
-import { checkSysctlNamespaces } from './sysctl-namespaces.js';
+import { checkHostNamespaceWrites } from './host-namespace-writes.js';
 import { checkMountLabel, lsmSupport } from '../linux/lsm.js';
 import { runHooks } from './hooks.js';
 import { procStartTime } from './proc.js';
@@ -116,7 +116,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
   const { spec, warnings } = loadSpec(bundle);
   for (const w of warnings) ctx.log.warn(w);
   checkTerminal(spec, o);
-  checkSysctlNamespaces(spec);
+  checkHostNamespaceWrites(spec);
   const lsm = lsmSupport();
   checkMountLabel(spec.linux?.mountLabel, lsm);
   const dropped = ambientDropped(spec.process!);

@@ -134,8 +134,10 @@ function validateLinux(spec: Spec, linux: Linux): void {
     mappings(list, `linux.${kind}`);
   }
   if (linux.timeOffsets && Object.keys(linux.timeOffsets).length > 0 && !isNew('time')) fail('linux.timeOffsets', 'requires a new time namespace');
+  // A uts namespace joined by path is fine (the runtime's own is refused where the inode
+  // can be checked, in runtime/host-namespace-writes.ts); none at all would rename the host.
   for (const f of ['hostname', 'domainname'] as const) {
-    if (spec[f] && !isNew('uts')) fail(f, 'requires a new uts namespace');
+    if (spec[f] && !ns.has('uts')) fail(f, 'requires a uts namespace (new, or joined by path): without one it would rename the host');
   }
 
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {

@@ -52,7 +52,7 @@ const ops = (steps: PlanStep[]) => steps.map((s) => s.op);
 const idx = (steps: PlanStep[], op: string) => ops(steps).indexOf(op as PlanStep['op']);
 
 describe('buildInitPlan', () => {
-  it('orders stage 1 (namespaces), fork, filesystem, pivot, then identity, as design-notes §7.4 says', () => {
+  it('CVE-2016-9962 (non-dumpable first): orders stage 1 (namespaces), fork, filesystem, pivot, then identity, as design-notes §7.4 says', () => {
     const s = buildInitPlan(spec(), inputs());
     expect(ops(s).slice(0, 4)).toEqual(['DUMPABLE', 'SETNS', 'UNSHARE', 'FORK']);
     expect(idx(s, 'BIND_ROOTFS')).toBeLessThan(idx(s, 'MOUNT'));
@@ -72,7 +72,7 @@ describe('buildInitPlan', () => {
     expect(ops(s)).not.toContain('NNP');
   });
 
-  it('always mounts a fresh tmpfs /dev first and creates devices right after it', () => {
+  it('CVE-2026-41579 / CVE-2026-47766: always mounts a fresh tmpfs /dev first and creates devices right after it', () => {
     const s = buildInitPlan(spec(), inputs());
     const mounts = s.filter((x) => x.op === 'MOUNT');
     expect(mounts[0]!.target).toBe('tmpfs on /dev');
@@ -82,7 +82,7 @@ describe('buildInitPlan', () => {
     expect(s.filter((x) => x.op === 'SYMLINK').map((x) => x.target)).toContain('/dev/ptmx');
   });
 
-  it('binds the container cgroup instead of mounting cgroup2 when there is no cgroup namespace', () => {
+  it('CVE-2023-25809 (cgroup exposure): binds the container cgroup instead of mounting cgroup2 when there is no cgroup namespace', () => {
     const s = buildInitPlan(spec(), inputs());
     const cg = s.find((x) => x.op === 'MOUNT' && x.target?.endsWith('/sys/fs/cgroup'));
     expect(cg!.target).toBe('/sys/fs/cgroup/unified/tsrun/c1 on /sys/fs/cgroup');
@@ -90,7 +90,7 @@ describe('buildInitPlan', () => {
     expect(withNs.find((x) => x.op === 'MOUNT' && x.target?.endsWith('/sys/fs/cgroup'))!.target).toBe('cgroup2 on /sys/fs/cgroup');
   });
 
-  it('puts the primary gid in the supplementary groups', () => {
+  it('CVE-2023-25173: puts the primary gid in the supplementary groups', () => {
     const s = buildInitPlan(spec(), inputs());
     const su = s.find((x) => x.op === 'SETUSER')!;
     expect(su.fields).toEqual([{ int: 1000 }, { int: 1000 }, { int: 2 }, { int: 1000 }, { int: 2000 }]);
@@ -105,8 +105,10 @@ describe('buildInitPlan', () => {
     expect(idx(s, 'USERNS')).toBeLessThan(idx(s, 'UNSHARE'));
   });
 
-  it('refuses a spec without a new mount namespace, and empty args', () => {
-    expect(() => buildInitPlan(spec((x) => (x.linux!.namespaces = [{ type: 'pid' }])), inputs())).toThrow(/new mount namespace/);
+  it('refuses a spec without any mount namespace, and empty args; a joined one is used', () => {
+    expect(() => buildInitPlan(spec((x) => (x.linux!.namespaces = [{ type: 'pid' }])), inputs())).toThrow(/must include a mount namespace \(new, or joined by path\)/);
+    const joined = buildInitPlan(spec((x) => (x.linux!.namespaces = [{ type: 'mount', path: '/run/ns/mnt' }])), inputs({ joins: [{ type: 'mount', fd: 9, path: '/run/ns/mnt' }] }));
+    expect(ops(joined).slice(0, 3)).toEqual(['DUMPABLE', 'SETNS', 'FORK']);
     expect(() => buildInitPlan(spec((x) => (x.process!.args = [])), inputs())).toThrow(/process.args/);
   });
 
