@@ -148,7 +148,8 @@ export async function deleteContainer(ctx: RuntimeContext, id: string, force: bo
     }
     const status = statusOf(ctx, rec);
     if (status === 'creating') throw new TsrunError('ERR_INVALID_STATE', `container ${id} is being created by process ${rec.creatorPid}`);
-    if ((status === 'running' || status === 'paused') && !force) {
+    // runtime-spec: delete of a container that is not stopped MUST fail (created included).
+    if ((status === 'running' || status === 'paused' || status === 'created') && !force) {
       throw new TsrunError('ERR_INVALID_STATE', `cannot delete container ${id} that is not stopped: ${status}`);
     }
     // A stopped container with its own pid namespace has no process left: nothing is killed.

@@ -2,6 +2,7 @@
 // write, in a safe order, and the controllers they need. No I/O: what is on the host comes
 // in through `opts.current`. The order follows runc's fs2 Manager.Set: pids, memory, io,
 // cpu, cpuset, hugetlb, rdma, then `unified` last so that it wins.
+import { TsrunError } from '../../util/errors.js';
 import type { Resources } from '../../spec/types.js';
 import { cpuWrites } from './cpu.js';
 import { cpusetWrites } from './cpuset.js';
@@ -50,7 +51,10 @@ export function planResources(r: Resources, opts?: PlanOptions): ResourcePlan {
   const overridden = new Set(unified.filter((w) => !KEYED_FILES.has(w.file)).map((w) => w.file));
   const net = r.network as { classID?: unknown; priorities?: unknown[] } | undefined;
   if (net && (net.classID !== undefined || (net.priorities?.length ?? 0) > 0)) {
-    warnings.push(`${R}.network is not supported on cgroup v2 (no net_cls/net_prio controllers); ignored`);
+    // The spec: a config that refers to a controller that is not there MUST fail.
+    throw new TsrunError('ERR_CGROUP', `cannot apply ${R}.network: cgroup v2 has no net_cls/net_prio controllers`, {
+      hint: `remove ${R}.network (classID, priorities); mark or prioritise the traffic with tc or nftables instead`,
+    });
   }
   return { writes: [...mapped.filter((w) => !overridden.has(w.file)), ...unified], warnings };
 }

@@ -73,10 +73,14 @@ describe('validateResources', () => {
   });
   it('returns the warnings of an acceptable config', () => {
     expect(validateResources(all)).toEqual([]);
-    expect(validateResources({ memory: { disableOOMKiller: true }, network: { classID: 1 } })).toEqual([
+    expect(validateResources({ memory: { disableOOMKiller: true } })).toEqual([
       'linux.resources.memory.disableOOMKiller is not supported on cgroup v2 (there is no memory.oom_control); ignored',
-      'linux.resources.network is not supported on cgroup v2 (no net_cls/net_prio controllers); ignored',
     ]);
+  });
+  it('refuses linux.resources.network: the controllers it needs do not exist in cgroup v2', () => {
+    expect(() => validateResources({ network: { classID: 1 } })).toThrow('cannot apply linux.resources.network: cgroup v2 has no net_cls/net_prio controllers');
+    expect(() => validateResources({ network: { priorities: [{ name: 'eth0', priority: 1 }] } })).toThrow(TsrunError);
+    expect(validateResources({ network: {} })).toEqual([]);
   });
   it('agrees with planResources', () => {
     const r: Resources = { memory: { swappiness: 0 } };
