@@ -26,7 +26,7 @@ import {
 const skipReason = ociSkipReason();
 if (skipReason) console.warn(`[create-failure.test] SKIPPED: ${skipReason}`);
 
-describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason !== null)('tsrun-oci: failed create leaves nothing behind', () => {
+describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason !== null)('tsrun-oci: failed create leaves nothing behind (§7 undo on failure)', () => {
   let base: BaseBundle;
   let root: string;
   const ids = new Set<string>();
@@ -162,7 +162,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
   });
 
   describe('lifecycle errors', () => {
-    it('duplicate id: the second create fails with "already exists" and the first container is unaffected', async () => {
+    it('creation exclusivity (§7): duplicate id: the second create fails with "already exists" and the first container is unaffected', async () => {
       const dir = bundle((s) => (s.process.args = ['/bin/sleep', '1000']));
       const id = newId('dup');
       const pidFile = path.join(base.tmp, `${id}.pid`);

@@ -107,7 +107,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
   });
 
   // ------------------------------------------------------------------------------------------
-  describe('1. fd hygiene (runc TestFdLeaks, youki fd_control)', () => {
+  describe('1. fd hygiene: CVE-2024-21626 / CVE-2016-9962 class (runc TestFdLeaks, youki fd_control)', () => {
     let fdA = -1;
     let fdB = -1;
     beforeAll(() => {
@@ -130,7 +130,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
       expect(fds.get(4), show(r)).toMatch(/fd-leak-B\.marker$/);
     });
 
-    it('without --preserve-fds the container sees only 0, 1, 2 (+ the fd ls opened itself)', async () => {
+    it('CVE-2024-21626 (leaked fd): without --preserve-fds the container sees only 0, 1, 2 (+ the fd ls opened itself)', async () => {
       const r = await run(lsFd(), 'fd0', { extraFds: [fdA, fdB] });
       expect(r.code, show(r)).toBe(0);
       const fds = parseFdListing(r.stdout);
@@ -170,7 +170,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
       expect(BigInt(`0x${own.SigIgn}`) & ((1n << 12n) | (1n << 24n))).not.toBe(0n);
     });
 
-    it('SigIgn/SigBlk/SigCgt are 0; CapEff/CapPrm/CapBnd are exactly the configured set; CapInh/CapAmb 0', async () => {
+    it('CVE-2022-29162 (inheritable caps): SigIgn/SigBlk/SigCgt are 0; CapEff/CapPrm/CapBnd are exactly the configured set; CapInh/CapAmb 0', async () => {
       const dir = bundle((s) => {
         s.process.args = ['/bin/cat', '/proc/1/status'];
         s.process.capabilities = { bounding: CAPS, effective: CAPS, permitted: CAPS, inheritable: [], ambient: [] };
@@ -223,7 +223,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
     });
     const maskedDirs = ['/proc/acpi', '/sys/firmware'].filter((d) => existsSync(d));
 
-    it('a masked file reads empty and is the char device 1:3 (/dev/null)', async () => {
+    it('CVE-2025-31133 (masked paths via /dev/null): a masked file reads empty and is the char device 1:3 (/dev/null)', async () => {
       expect(maskedFile, 'none of /proc/kcore, /proc/timer_list, /proc/keys is readable on the host').toBeDefined();
       const f = maskedFile!;
       const dir = bundle((s) => {
@@ -248,7 +248,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
       expect(Number(facts(r.stdout).BYTES), show(r)).toBeGreaterThan(0);
     });
 
-    it('masked directories are empty and read-only', async () => {
+    it('CVE-2025-31133 (masked directories, ST_RDONLY): masked directories are empty and read-only', async () => {
       expect(maskedDirs.length).toBeGreaterThan(0);
       // /sys/firmware has entries on the host: its emptiness inside is the masking
       expect(existsSync('/sys/firmware') && readdirSync('/sys/firmware').length > 0, 'host /sys/firmware should be non-empty').toBe(true);
@@ -323,7 +323,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
   });
 
   // ------------------------------------------------------------------------------------------
-  describe('4. rootfs /dev is a symlink out of the rootfs (crun test_dev_symlink_does_not_populate_outside_rootfs)', () => {
+  describe('4. CVE-2026-41579 / CVE-2026-47766 (/dev symlink in the image): rootfs /dev is a symlink out of the rootfs (crun test_dev_symlink_does_not_populate_outside_rootfs)', () => {
     const devSymlinkBundle = () =>
       bundle((s) => sh(`stat -c 'NULL=%F %t:%T' /dev/null; echo "ZERO=$(head -c 4 /dev/zero | wc -c)"`)(s), {
         prepareRootfs: (rootfs) => {
@@ -334,7 +334,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
         },
       });
 
-    it('nothing is created in the directory the symlink points to (no nodes, links or mounts)', async () => {
+    it('CVE-2026-47766 (/dev symlink): nothing is created in the directory the symlink points to (no nodes, links or mounts)', async () => {
       const dir = devSymlinkBundle();
       const outside = path.join(dir, 'outside-dev');
       const r = await run(dir, 'devlink');
@@ -344,7 +344,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
       expect(existsSync(path.join(dir, 'rootfs/outside-dev')) ? readdirSync(path.join(dir, 'rootfs/outside-dev')) : [], 'nothing left in the rootfs either').toEqual([]);
     });
 
-    it('the container still runs, with a fresh /dev of its own', async () => {
+    it('CVE-2026-41579 (/dev symlink): the container still runs, with a fresh /dev of its own', async () => {
       const dir = devSymlinkBundle();
       const r = await run(dir, 'devlink2');
       expect(r.code, show(r)).toBe(0);
@@ -357,7 +357,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
 
   // ------------------------------------------------------------------------------------------
   describe('5. symlinked mount destinations', () => {
-    it('a destination that is an absolute symlink to a host dir is refused; the host dir is untouched', async () => {
+    it('CVE-2021-30465 (symlinked mount destination): a destination that is an absolute symlink to a host dir is refused; the host dir is untouched', async () => {
       const hostDir = path.join(base.tmp, 'evil-host-dir');
       const src = path.join(base.tmp, 'evil-src');
       mkdirSync(hostDir);
@@ -384,7 +384,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
       expect(await until(() => leftoversFor(root, id, base.tmp).length === 0, 3000), leftoversFor(root, id, base.tmp).join('\n')).toBe(true);
     });
 
-    it('/link/sub with /link -> / resolves inside the rootfs: the container sees the mount at /sub', async () => {
+    it('CVE-2024-45310 (host file creation): /link/sub with /link -> / resolves inside the rootfs: the container sees the mount at /sub', async () => {
       const hostSubBefore = existsSync('/sub');
       const src = path.join(base.tmp, 'link-src');
       mkdirSync(src);
@@ -411,7 +411,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
 
   // ------------------------------------------------------------------------------------------
   describe('6. the runtime binary behind a created init cannot be opened from the container (CVE-2019-5736 class)', () => {
-    it('exec into a created container: /proc/1/exe (the sealed tsrun-init) cannot be read or written', async () => {
+    it('CVE-2016-9962 / CVE-2019-5736 (non-dumpable init, runtime binary): exec into a created container: /proc/1/exe (the sealed tsrun-init) cannot be read or written', async () => {
       const dir = bundle((s) => (s.process.args = ['/bin/sleep', '1000']));
       const id = newId('exe');
       const pidFile = path.join(base.tmp, `${id}.pid`);
@@ -498,7 +498,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
 
   // ------------------------------------------------------------------------------------------
   describe('8. user and groups', () => {
-    it('uid 1000 gid 1000 additionalGids [2000] → id shows groups=1000,2000', async () => {
+    it('CVE-2023-25173 (primary gid in supplementary groups): uid 1000 gid 1000 additionalGids [2000] → id shows groups=1000,2000', async () => {
       const dir = bundle((s) => {
         s.process.user = { uid: 1000, gid: 1000, additionalGids: [2000] };
         sh(`echo "ID=$(id)"; grep -E '^(Uid|Gid|Groups):' /proc/self/status | sed 's/:[[:space:]]*/=/; s/[[:space:]]*$//; s/^Uid/UID/; s/^Gid/GID/; s/^Groups/GROUPS/'`)(s);

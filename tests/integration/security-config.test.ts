@@ -38,7 +38,7 @@ describe.skipIf(!!skipReason)('sysctls and LSM labels never fail open', () => {
     spec.linux.namespaces.push({ type, path: `/proc/self/ns/${file}` });
   };
 
-  it('a net.* sysctl is refused in the host network namespace joined by path, and the host value is unchanged', async () => {
+  it('sysctl in the host namespace (issue 9 item 3): a net.* sysctl is refused in the host network namespace joined by path, and the host value is unchanged', async () => {
     const file = '/proc/sys/net/ipv4/ip_local_reserved_ports';
     const before = readFileSync(file, 'utf8');
     const dir = makeBundle(base, (s) => {
@@ -52,7 +52,7 @@ describe.skipIf(!!skipReason)('sysctls and LSM labels never fail open', () => {
     expect(readFileSync(file, 'utf8')).toBe(before);
   });
 
-  it('a uts sysctl is refused in the host uts namespace joined by path', async () => {
+  it('sysctl in the host namespace (issue 9 item 3): a uts sysctl is refused in the host uts namespace joined by path', async () => {
     const before = readFileSync('/proc/sys/kernel/domainname', 'utf8');
     const dir = makeBundle(base, (s) => {
       joinOwn(s, 'uts', 'uts');
@@ -88,7 +88,7 @@ describe.skipIf(!!skipReason)('sysctls and LSM labels never fail open', () => {
 
   const lsm = lsmSupport();
 
-  it.skipIf(lsm.apparmor)('process.apparmorProfile is refused where AppArmor is not enabled (create and exec)', async () => {
+  it.skipIf(lsm.apparmor)('CVE-2019-16884 (LSM label silently not applied): process.apparmorProfile is refused where AppArmor is not enabled (create and exec)', async () => {
     const dir = makeBundle(base, (s) => {
       s.process.apparmorProfile = 'tsrun-test-profile';
       s.process.args = ['/bin/true'];
@@ -108,7 +108,7 @@ describe.skipIf(!!skipReason)('sysctls and LSM labels never fail open', () => {
     expect(e.stderr).toContain('AppArmor is not enabled on this host');
   });
 
-  it.skipIf(lsm.selinux)('process.selinuxLabel and linux.mountLabel are refused where SELinux is off', async () => {
+  it.skipIf(lsm.selinux)('CVE-2019-16884 (LSM label silently not applied): process.selinuxLabel and linux.mountLabel are refused where SELinux is off', async () => {
     const label = 'system_u:system_r:container_t:s0:c1,c2';
     const dir = makeBundle(base, (s) => {
       s.process.selinuxLabel = label;

@@ -95,7 +95,7 @@ describe.skipIf(!!skipReason)('host executable escapes (CVE-2019-5736 class)', (
   /** tsrun-oci under a private node copy. */
   const viaCopy = (nodeCopy: string, args: string[]) => oci(root(), args, { wrapper: [nodeCopy] });
 
-  it('exec of a "#!/proc/self/exe" program cannot reach a host executable', async () => {
+  it('CVE-2019-5736 (/proc/self/exe): exec of a "#!/proc/self/exe" program cannot reach a host executable', async () => {
     const nodeCopy = privateNode();
     const { bundle, log } = evilBundle((spec) => {
       spec.process.args = ['/bin/sleep', '60'];
@@ -112,7 +112,7 @@ describe.skipIf(!!skipReason)('host executable escapes (CVE-2019-5736 class)', (
     expect(e.code, show(e)).not.toBe(0);
   }, 60_000);
 
-  it('an init that is a "#!/proc/self/exe" program cannot reach a host executable (no pid namespace)', async () => {
+  it('CVE-2019-5736 (/proc/self/exe): an init that is a "#!/proc/self/exe" program cannot reach a host executable (no pid namespace)', async () => {
     const nodeCopy = privateNode();
     const { bundle, log } = evilBundle((spec) => {
       spec.process.args = ['/evil'];
@@ -126,7 +126,7 @@ describe.skipIf(!!skipReason)('host executable escapes (CVE-2019-5736 class)', (
     expect(sha256(nodeCopy), 'the private node copy was modified from inside the container').toBe(nodeHash);
   }, 60_000);
 
-  it('a startContainer hook that is a "#!/proc/self/exe" program cannot reach a host executable', async () => {
+  it('CVE-2019-5736 (/proc/self/exe): a startContainer hook that is a "#!/proc/self/exe" program cannot reach a host executable', async () => {
     const nodeCopy = privateNode();
     const { bundle, log } = evilBundle((spec) => {
       spec.process.args = ['/bin/true'];
@@ -140,7 +140,7 @@ describe.skipIf(!!skipReason)('host executable escapes (CVE-2019-5736 class)', (
     expect(sha256(nodeCopy), 'the private node copy was modified from inside the container').toBe(nodeHash);
   }, 60_000);
 
-  it("the runtime's command line and environment are not readable from the container (created, and during exec)", async () => {
+  it("CVE-2016-9962 (runtime state visible from the container): the runtime's command line and environment are not readable from the container (created, and during exec)", async () => {
     const bundle = makeBundle(base, (spec) => {
       spec.process.args = ['/bin/true'];
     });
@@ -188,7 +188,7 @@ describe.skipIf(!!ociSkipReason())('container-namespace hooks are held to the co
 `;
 
   for (const kind of ['createContainer', 'startContainer'] as const) {
-    it(`a ${kind} hook from the image has the container's capabilities, no_new_privs and cgroup`, async () => {
+    it(`hook confinement (issue 9 item 2): a ${kind} hook from the image has the container's capabilities, no_new_privs and cgroup`, async () => {
       const out = path.join(base.tmp, `out-${kind}`);
       mkdirSync(out);
       const bundle = makeBundle(

@@ -32,7 +32,7 @@ async function runPlan(steps: PlanStep[]): Promise<number> {
 }
 
 describe('spawn hygiene (no namespaces)', () => {
-  it('resets ignored signals, unblocks all, closes leaked fds and keeps stdio', async () => {
+  it('CVE-2024-21626 (leaked fds): resets ignored signals, unblocks all, closes leaked fds and keeps stdio', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hyg-'));
     const out = join(dir, 'out');
     // An extra fd open in the parent at spawn time (the integration tests cover non-CLOEXEC ones).

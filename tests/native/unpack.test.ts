@@ -300,7 +300,7 @@ function checkNormalLayer(root: string, res: UnpackResult, tar: Buffer): void {
 describe('a normal layer', () => {
   const tar = buildTar(normalLayer());
 
-  it('unpacks from a plain tar with exactly the metadata of its headers', async () => {
+  it('ownership, setuid modes, xattr allowlist, duplicates and type changes: unpacks from a plain tar with exactly the metadata of its headers', async () => {
     const root = newRoot();
     const before = snapshot(root);
     checkNormalLayer(root, await unpack(tar, TAR, root), tar);
@@ -488,12 +488,12 @@ const HOSTILE: Hostile[] = [
   { name: 'directory named through a symlink', tar: buildTar([symlink('d', abs('outside')), dir(`d/${EVIL}`)]), entry: `d/${EVIL}/` },
   { name: 'symlink named through a symlink', tar: buildTar([symlink('d', abs('outside')), symlink(`d/${EVIL}`, '/')]), entry: `d/${EVIL}` },
   {
-    name: 'race: a directory replaced by a symlink mid-stream',
+    name: 'CVE-2025-47290 (unpack TOCTOU) race: a directory replaced by a symlink mid-stream',
     tar: buildTar([dir('d'), file('d/first', '1'), symlink('d', abs('outside')), file(`d/${EVIL}`, 'x')]),
     entry: `d/${EVIL}`,
   },
   {
-    name: 'race: a parent directory replaced by a symlink mid-stream',
+    name: 'CVE-2025-47290 (unpack TOCTOU) race: a parent directory replaced by a symlink mid-stream',
     tar: buildTar([dir('d/e'), symlink('d', abs('outside')), file('d/e/f', 'x'), file('d/sub/passwd', 'x')]),
     entry: 'd/e/f',
   },
@@ -516,7 +516,7 @@ const HOSTILE: Hostile[] = [
   },
   { name: 'total size bomb', tar: buildTar([file('a', Buffer.alloc(64 * 1024)), file('b', Buffer.alloc(64 * 1024))]), limits: { maxTotalBytes: 100_000 }, entry: /uncompressed size exceeds/ },
   { name: 'file size limit', tar: buildTar([file('big', Buffer.alloc(5000))]), limits: { maxFileBytes: 4096 }, entry: 'big', reason: /exceeds the 4096-byte limit/ },
-  { name: 'depth bomb', tar: buildTar([file(`${Array.from({ length: 300 }, () => 'd').join('/')}/f`)]), entry: /deeper than 256/ },
+  { name: 'CVE-2024-28863 (deep nesting): depth bomb', tar: buildTar([file(`${Array.from({ length: 300 }, () => 'd').join('/')}/f`)]), entry: /deeper than 256/ },
   { name: 'overlay xattr forged by the image', tar: buildTar([dir('d', { xattrs: { 'trusted.overlay.opaque': 'y' } })]), entry: 'd/', reason: /overlayfs metadata/ },
   { name: 'image-supplied 0:0 char device', tar: buildTar([chardev('wh', 0, 0)]), entry: 'wh', reason: /whiteout/ },
   { name: 'directory with data (parser differential)', tar: buildTar([{ name: 'd/', type: 'dir', data: Buffer.from(buildTar([file(`../${EVIL}`)], { endBlocks: false })) }]), entry: 'd/', reason: /size 0/ },
@@ -530,7 +530,7 @@ const HOSTILE: Hostile[] = [
   { name: 'zstd with bad magic', tar: randomBytes(100), mediaType: ZSTD, entry: /corrupt zstd data/ },
 ];
 
-describe('hostile layers are rejected and nothing outside the root changes', () => {
+describe('layer breakouts (§3.2; CVE-2025-47290, node-tar CVE-2021-32803/32804/37701/37712/37713): hostile layers are rejected and nothing outside the root changes', () => {
   for (const c of HOSTILE) {
     it.runIf(!c.root || IS_ROOT)(c.name, async () => {
       await expectRejected(c);

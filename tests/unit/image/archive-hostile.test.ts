@@ -148,7 +148,7 @@ async function expectFifoSwapHarmless(img: BuiltImage, path: string, blobFile: s
   expect(readFileSync(join(s.layout.layerRoot(img.layers[1]!.diffId), 'app/data.txt'), 'utf8')).toBe('original layer\n');
 }
 
-describe('loadArchive: an OCI layout directory changing under the loader', () => {
+describe('loadArchive: hostile OCI layout opened once (FIFO/symlink swap, the CVE-2024-9676 pattern): a layout directory changing under the loader', () => {
   it('a layer blob swapped for a FIFO after planning: no hang, the blob opened at plan time is loaded', { timeout: 30_000 }, async () => {
     const img = await image();
     const dir = writeDir(join(tempDir('hostile'), 'layout'), layoutEntries([{ image: img, refName: 'v1' }]));
@@ -218,7 +218,7 @@ describe('loadArchive: an OCI layout directory changing under the loader', () =>
   });
 });
 
-describe('loadArchive: an archive file changing under the loader', () => {
+describe('loadArchive: hostile archive opened once (FIFO swap): an archive file changing under the loader', () => {
   it('an oci-archive swapped for a FIFO between its scan and its copy pass: no hang, the opened archive is loaded', { timeout: 30_000 }, async () => {
     const img = await image();
     const d = tempDir('hostile');

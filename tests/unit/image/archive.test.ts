@@ -294,7 +294,7 @@ describe('loadArchive: malicious and broken archives are refused, nothing tagged
     await refuse([...good, { name: './index.json', data: '{}' }], /duplicate member "index.json"/);
   });
 
-  it('oversized members', async () => {
+  it('CVE-2023-25153 (importer memory exhaustion): oversized members', async () => {
     const img = await twoLayerImage();
     const good = layoutEntries([{ image: img, refName: 'x:1' }]);
     const big = Buffer.alloc(5 * 1024 * 1024, 0x20);

@@ -229,7 +229,7 @@ const BREAKOUTS: BreakoutCase[] = [
   },
 ];
 
-describe('containerd TestBreakouts as entry decisions', () => {
+describe('symlink, hardlink and whiteout breakouts (§3.2): containerd TestBreakouts as entry decisions', () => {
   for (const c of BREAKOUTS) {
     it(`${c.name} (names as containerd writes them)`, () => {
       expect(c.entries.map((h) => summary(decide(h)))).toEqual(c.verbatim);
@@ -240,7 +240,7 @@ describe('containerd TestBreakouts as entry decisions', () => {
   }
 });
 
-describe('moby/go-archive invalid names', () => {
+describe('path traversal and absolute paths (§3.2): moby/go-archive invalid names', () => {
   // TestUntarInvalidFilenames / TestUntarParentTraversalContained
   it.each(['../victim/dotdot', '../../victim/dotdot', 'a/../../victim', '..', '../', './..', 'a/b/../../..'])('%s climbs above the root: rejected', (name) => {
     expect(rejectReason(F(name))).toMatch(/climbs above the layer root/);
@@ -322,7 +322,7 @@ describe('types, modes, ids, times', () => {
     expect(applied(F('sgid', { mode: 0o2711 })).entry.mode).toBe(0o2711);
     expect(rejectReason(F('x', { mode: Number.NaN }))).toMatch(/mode/);
   });
-  it('uid/gid: 0..2^32-2, PAX overrides the header, garbage rejected', () => {
+  it('ownership: uid/gid: 0..2^32-2, PAX overrides the header, garbage rejected', () => {
     expect(applied(F('a', { uid: 1000, gid: 1001 })).entry).toMatchObject({ uid: 1000, gid: 1001 });
     expect(applied(F('a', { paxRecords: pax({ uid: '4294967294', gid: '3000000' }) })).entry).toMatchObject({ uid: 4294967294, gid: 3000000 });
     expect(rejectReason(F('a', { uid: 4294967295 }))).toMatch(/uid 4294967295 is out of range/);

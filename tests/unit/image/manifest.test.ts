@@ -63,7 +63,7 @@ describe('parseManifest', () => {
     expect(errOf(() => parseManifest(buf(ociManifest()), MediaType.OciIndex)).message).toMatch(/disagrees/);
   });
 
-  it('refuses ambiguous documents', () => {
+  it('CVE-2021-41190 (manifest/index ambiguity): refuses ambiguous documents', () => {
     expect(errOf(() => parseManifest(buf(ociManifest({ manifests: [] })), MediaType.OciManifest)).message).toMatch(/ambiguous/);
     const idx = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [], layers: [] };
     expect(errOf(() => parseManifest(buf(idx), MediaType.OciIndex)).message).toMatch(/ambiguous/);
@@ -104,7 +104,7 @@ describe('parseManifest', () => {
     expect(Object.getPrototypeOf(p)).toBe(Object.prototype);
   });
 
-  it('refuses oversize and non-JSON documents', () => {
+  it('CVE-2023-25153 (importer memory exhaustion): refuses oversize and non-JSON documents', () => {
     expect(errOf(() => parseManifest(Buffer.alloc(4 * 1024 * 1024 + 1, 0x20), MediaType.OciManifest)).message).toMatch(/more than/);
     expect(errOf(() => parseManifest(Buffer.from('{nope'), MediaType.OciManifest)).message).toMatch(/not valid JSON/);
   });

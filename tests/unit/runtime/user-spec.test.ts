@@ -3,7 +3,7 @@ import { parseUserSpec } from '../../../src/runtime/user-spec.js';
 import { TsrunError } from '../../../src/util/errors.js';
 
 describe('parseUserSpec', () => {
-  it('"1" is uid 1, never 0', () => {
+  it('CVE-2026-30892 (exec -u 1 parsed as 0): "1" is uid 1, never 0', () => {
     expect(parseUserSpec('1')).toEqual({ uid: 1 });
     expect(parseUserSpec('1').uid).not.toBe(0);
   });
@@ -15,7 +15,7 @@ describe('parseUserSpec', () => {
     expect(parseUserSpec('4294967294:4294967294')).toEqual({ uid: 4294967294, gid: 4294967294 });
     expect('gid' in parseUserSpec('5')).toBe(false);
   });
-  it('rejects everything else', () => {
+  it('CVE-2024-40635 / CVE-2026-46680 (uid overflow, digits taken as a name): rejects everything else', () => {
     const bad = [
       '',
       '4294967295',
