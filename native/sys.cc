@@ -260,7 +260,12 @@ static Napi::Value JsAttachDeviceFilter(const Napi::CallbackInfo& info) {
   a.insn_cnt = (uint32_t)(insns.Length() / 8);
   a.insns = (uint64_t)(uintptr_t)insns.Data();
   a.license = (uint64_t)(uintptr_t) "Apache-2.0";
-  int prog = (int)sys_bpf(BPF_PROG_LOAD, &a);
+  // The verifier gives up with EAGAIN when a signal is pending (e.g. a profiler's SIGPROF);
+  // libbpf retries the load a few times for the same reason.
+  int prog;
+  int tries = 0;
+  do prog = (int)sys_bpf(BPF_PROG_LOAD, &a);
+  while (prog < 0 && errno == EAGAIN && ++tries < 5);
   if (prog < 0) {
     int err = errno;
     log[0] = 0;
