@@ -44,6 +44,21 @@ if (!cachedData || script.cachedDataRejected) {
 script.runInThisContext()(exports, require, module, file, __dirname);
 `;
 
+// commander requires node:child_process at load time, for executable subcommands we never
+// use; loading it pulls in net, dgram and streams (~3 ms of every start). Defer it to first use.
+const lazyCommanderChildProcess = {
+  name: 'lazy-commander-child-process',
+  setup(b) {
+    b.onLoad({ filter: /commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+      const src = readFileSync(args.path, 'utf8');
+      const eager = "const childProcess = require('node:child_process');";
+      if (!src.includes(eager)) throw new Error(`bundle: ${args.path} no longer has: ${eager}`);
+      const lazy = "let cp_; const childProcess = new Proxy({}, { get: (_t, k) => (cp_ ??= require('node:child_process'))[k] });";
+      return { contents: src.replace(eager, lazy), loader: 'js' };
+    });
+  },
+};
+
 for (const name of ['tsrun-oci', 'tsrun']) {
   const bundle = join(out, `${name}.cjs`);
   await build({
@@ -57,6 +72,7 @@ for (const name of ['tsrun-oci', 'tsrun']) {
     define: { 'import.meta.url': '__import_meta_url' },
     banner: { js: 'var __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
     logLevel: 'warning',
+    plugins: [lazyCommanderChildProcess],
   });
   const code = readFileSync(bundle, 'utf8');
   writeFileSync(bundle, `(function (exports, require, module, __filename, __dirname) {\n${code}\n})`);

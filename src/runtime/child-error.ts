@@ -6,7 +6,7 @@ import type { PlanStep } from '../linux/plan-encode.js';
 import { D_INIT_EXEC, D_NOT_FOUND_IN_PATH, D_STAT, D_SYMLINK_TARGET, D_VERIFY, DETAIL } from '../native/protocol.js';
 import { TsrunError } from '../util/errors.js';
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
+let errnoNames: Map<number, string> | undefined; // built on first use: most runs never fail
 
 const ERRNO_TEXT: Record<string, string> = {
   ENOENT: 'no such file or directory',
@@ -25,7 +25,8 @@ const ERRNO_TEXT: Record<string, string> = {
 };
 
 export function errnoName(n: number): string {
-  return ERRNO_NAMES.get(n) ?? `errno ${n}`;
+  errnoNames ??= new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
+  return errnoNames.get(n) ?? `errno ${n}`;
 }
 
 export function errnoText(n: number): string {

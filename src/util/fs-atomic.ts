@@ -1,10 +1,13 @@
 // Atomic file replacement: unique temp file in the same directory, fsync, rename.
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+
+// pid + a per-process counter is unique among live writers (and 'wx' refuses a collision);
+// no node:crypto, which costs every CLI start a few milliseconds to load.
+let seq = 0;
 
 export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.${++seq}.tmp`);
   const fd = openSync(tmp, 'wx', mode);
   try {
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
