@@ -1,5 +1,7 @@
+import { die, installFatalHandlers } from '../cli/oci/fatal.js';
 import { main } from '../cli/oci/main.js';
 
-void main(process.argv.slice(2)).then((code) => {
+installFatalHandlers();
+main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
-});
+}, die);

@@ -24,8 +24,12 @@ import { parseUserSpec } from '../../runtime/user-spec.js';
 import { parseProcess } from '../../spec/load.js';
 import { TsrunError } from '../../util/errors.js';
 import { CliLogger } from '../../util/log.js';
+import { parseGoDuration, resourcesFromUpdateFlags, UPDATE_FLAGS, type UpdateFlags } from './args.js';
+import { addCheckpointCommands } from './checkpoint.js';
 import { defaultSpec, featuresDocument } from './documents.js';
+import { errorMessage, failureExitCode, setFatalContext, withHint } from './fatal.js';
 import { runForeground } from './foreground.js';
+import { psTable } from './ps.js';
 import { events, stats } from './stats.js';
 import { updateResources } from './update.js';
 import { VERSION } from '../version.js';
@@ -38,17 +42,24 @@ interface GlobalOpts {
   systemdCgroup: boolean;
 }
 
-/** Exit code + message for a failure, in the shape runc gives (exec failures exit 255). */
-function report(log: CliLogger, err: unknown, command: string): number {
+/**
+ * Exit code + message for a failure, in the shape runc gives (exec failures exit 255). With
+ * --log the hint goes into the message itself: conmon and containerd's shim show only the
+ * `msg` of the log record. Without it, people get the hint on a line of its own.
+ */
+function report(log: CliLogger, err: unknown, command: string, toLogFile: boolean): number {
   const prefix = command === 'exec' ? 'exec failed: ' : command === 'create' || command === 'run' ? `tsrun-oci ${command} failed: ` : '';
   if (err instanceof TsrunError) {
     let msg = prefix + err.message;
     for (const c of err.cleanupErrors) msg += `; cleanup: ${c.message}`;
-    log.error(msg, err.hint);
+    if (toLogFile) log.error(withHint(msg, err.hint));
+    else log.error(msg, err.hint);
   } else {
-    log.error(prefix + String((err as Error)?.stack ?? err));
+    // Not one of ours: one line saying what failed, never a stack (that is for --debug).
+    if (err instanceof Error && err.stack) log.debug(err.stack);
+    log.error(`${prefix || `tsrun-oci: ${command ? `${command} failed` : 'error'}: `}${errorMessage(err)}`);
   }
-  return command === 'exec' ? 255 : 1;
+  return failureExitCode(command);
 }
 
 function intOpt(name: string) {
@@ -64,6 +75,13 @@ export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   let log = new CliLogger({ format: 'text', debug: false });
   let current = '';
+  /** The logger the global flags ask for (--log, --log-format, --debug). */
+  const useGlobalLogger = () => {
+    const g = program.opts<GlobalOpts>();
+    log = new CliLogger({ file: g.log, format: g.logFormat, debug: g.debug });
+    setFatalContext({ error: (l) => log.error(l), debug: (l) => log.debug(l) });
+  };
+  const toLogFile = () => !!program.opts<GlobalOpts>().log;
   const program = new Command('tsrun-oci');
   program
     .description('tsrun OCI runtime: a drop-in for runc')
@@ -90,17 +108,15 @@ export async function main(argv: string[]): Promise<number> {
     <A extends unknown[]>(name: string, fn: (...a: A) => Promise<number | void> | number | void) =>
     async (...a: A) => {
       current = name;
+      setFatalContext({ verb: name });
       try {
         const r = await fn(...a);
         exitCode = typeof r === 'number' ? r : 0;
       } catch (e) {
-        exitCode = report(log, e, name);
+        exitCode = report(log, e, name, toLogFile());
       }
     };
-  program.hook('preAction', () => {
-    const g = program.opts<GlobalOpts>();
-    log = new CliLogger({ file: g.log, format: g.logFormat, debug: g.debug });
-  });
+  program.hook('preAction', useGlobalLogger);
 
   /** The options `create` and `run` share (runc's). */
   const containerOptions = (c: Command) =>
@@ -200,26 +216,18 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('ps')
     .argument('<id>')
-    .argument('[ps-args...]')
+    .argument('[ps-options...]', 'options for ps(1), default -ef (runc: everything after the id goes to ps)')
     .addOption(new Option('-f, --format <format>').choices(['table', 'json']).default('table'))
-    .description('list the processes of a container')
+    .passThroughOptions()
+    .description('list the processes of a container: ps(1) output filtered to them, or their pids as JSON')
     .action(
-      act('ps', (id: string, _args: string[], o: { format: string }) => {
+      act('ps', (id: string, psArgs: string[], o: { format: string }) => {
         const pids = containerPids(context(), id);
         if (o.format === 'json') {
           process.stdout.write(`${JSON.stringify(pids)}\n`);
           return;
         }
-        const rows = (pids ?? []).map((pid) => {
-          let cmd = '';
-          try {
-            cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
-          } catch {
-            /* exited */
-          }
-          return `${String(pid).padEnd(8)} ${cmd}`;
-        });
-        process.stdout.write(['PID      CMD', ...rows].join('\n') + '\n');
+        process.stdout.write(psTable(pids ?? [], psArgs));
       }),
     );
 
@@ -297,23 +305,35 @@ export async function main(argv: string[]): Promise<number> {
       ),
     );
 
-  program
+  const update = program
     .command('update')
     .argument('<id>')
-    .option('-r, --resources <file>', 'LinuxResources JSON file, or - for stdin')
+    .option('-r, --resources <file>', 'LinuxResources JSON file, or - for stdin (the other flags are then ignored)');
+  for (const f of UPDATE_FLAGS) update.addOption(f.hidden ? new Option(`--${f.flag} <value>`).hideHelp() : new Option(`--${f.flag} <value>`, f.help));
+  update
     .description('change the resource limits of a running container')
-    .action(act('update', (id: string, o: { resources?: string }) => updateResources(context(), id, o.resources)));
+    .action(
+      act('update', (id: string, o: { resources?: string } & UpdateFlags) => updateResources(context(), id, o.resources, resourcesFromUpdateFlags(o))),
+    );
 
   program
     .command('events')
     .argument('<id>')
     .option('--stats', 'print one stats line and exit', false)
-    .option('--interval <seconds>', 'seconds between stats lines', intOpt('interval'), 5)
+    .option('--interval <duration>', 'time between stats lines, a Go duration: 5s, 1m30s, 500ms', '5s')
     .description("print the container's cgroup statistics as JSON lines (runc's format)")
     .action(
-      act('events', (id: string, o: { stats: boolean; interval: number }) =>
-        events(context(), id, o.stats, o.interval * 1000, (l) => process.stdout.write(l)),
-      ),
+      act('events', (id: string, o: { stats: boolean; interval: string }) => {
+        let ms: number;
+        try {
+          ms = parseGoDuration(o.interval);
+        } catch (e) {
+          throw new TsrunError('ERR_INVALID_ARGUMENT', `--interval: ${(e as Error).message}`);
+        }
+        if (!(ms > 0)) throw new TsrunError('ERR_INVALID_ARGUMENT', `duration interval must be greater than 0, got "${o.interval}"`);
+        // setTimeout's range: about 24.8 days.
+        return events(context(), id, o.stats, Math.min(ms, 2 ** 31 - 1), (l) => process.stdout.write(l));
+      }),
     );
 
   program
@@ -325,6 +345,8 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(stats(context(), id));
       }),
     );
+
+  addCheckpointCommands(program, act, context);
 
   program
     .command('features')
@@ -355,7 +377,13 @@ export async function main(argv: string[]): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       return 2;
     }
-    return report(log, e, current);
+    // An option that failed to parse (before preAction): still honour --log.
+    try {
+      useGlobalLogger();
+    } catch {
+      /* keep the plain logger */
+    }
+    return report(log, e, current, toLogFile());
   }
   return exitCode;
 }
