@@ -27,7 +27,8 @@ import { CliLogger } from '../../util/log.js';
 import { parseGoDuration, resourcesFromUpdateFlags, UPDATE_FLAGS, type UpdateFlags } from './args.js';
 import { addCheckpointCommands } from './checkpoint.js';
 import { defaultSpec, featuresDocument } from './documents.js';
-import { errorMessage, failureExitCode, setFatalContext, withHint } from './fatal.js';
+import { setFatalContext } from './fatal.js';
+import { report } from './report.js';
 import { runForeground } from './foreground.js';
 import { psTable } from './ps.js';
 import { events, stats } from './stats.js';
@@ -40,26 +41,6 @@ interface GlobalOpts {
   logFormat: 'json' | 'text';
   debug: boolean;
   systemdCgroup: boolean;
-}
-
-/**
- * Exit code + message for a failure, in the shape runc gives (exec failures exit 255). With
- * --log the hint goes into the message itself: conmon and containerd's shim show only the
- * `msg` of the log record. Without it, people get the hint on a line of its own.
- */
-function report(log: CliLogger, err: unknown, command: string, toLogFile: boolean): number {
-  const prefix = command === 'exec' ? 'exec failed: ' : command === 'create' || command === 'run' ? `tsrun-oci ${command} failed: ` : '';
-  if (err instanceof TsrunError) {
-    let msg = prefix + err.message;
-    for (const c of err.cleanupErrors) msg += `; cleanup: ${c.message}`;
-    if (toLogFile) log.error(withHint(msg, err.hint));
-    else log.error(msg, err.hint);
-  } else {
-    // Not one of ours: one line saying what failed, never a stack (that is for --debug).
-    if (err instanceof Error && err.stack) log.debug(err.stack);
-    log.error(`${prefix || `tsrun-oci: ${command ? `${command} failed` : 'error'}: `}${errorMessage(err)}`);
-  }
-  return failureExitCode(command);
 }
 
 function intOpt(name: string) {
