@@ -109,30 +109,33 @@ export function signalContainerProcesses(ctx: RuntimeContext, rec: ContainerReco
     } else {
       belongs = (pid) => descendsFrom(pid, rec.pid);
     }
-    const members: number[] = [];
+    // Pin each member with a pidfd, then check it, all before the init is signalled: once the
+    // init is gone its children are re-parented and no longer look like its descendants.
+    const pinned: number[] = [];
     let foreign = 0;
-    for (const pid of cg && rel ? cg.procs(rel) : []) {
-      if (pid === rec.pid) continue;
-      if (belongs(pid)) members.push(pid);
-      else foreign++;
-    }
-    if (own && signal === 9 && cg && rel && cgroupMadeForIt(rec) && foreign === 0) {
-      cg.killAll(rel, 9); // the cgroup is the container's alone: one atomic cgroup.kill
-      return true;
-    }
-    pidfdKill(init, signal, `container init ${rec.pid}`);
-    for (const pid of members) {
-      let fd: number;
-      try {
-        fd = native.pidfdOpen(pid);
-      } catch {
-        continue; // exited
+    try {
+      for (const pid of cg && rel ? cg.procs(rel) : []) {
+        if (pid === rec.pid) continue;
+        let fd: number;
+        try {
+          fd = native.pidfdOpen(pid);
+        } catch {
+          continue; // exited
+        }
+        if (belongs(pid)) pinned.push(fd);
+        else {
+          native.close(fd);
+          foreign++;
+        }
       }
-      try {
-        if (belongs(pid)) pidfdKill(fd, signal, `process ${pid}`); // re-checked: the pidfd pins this process
-      } finally {
-        native.close(fd);
+      if (own && signal === 9 && cg && rel && cgroupMadeForIt(rec) && foreign === 0) {
+        cg.killAll(rel, 9); // the cgroup is the container's alone: one atomic cgroup.kill
+        return true;
       }
+      pidfdKill(init, signal, `container init ${rec.pid}`);
+      for (const fd of pinned) pidfdKill(fd, signal, 'a container process');
+    } finally {
+      for (const fd of pinned) native.close(fd);
     }
     return true;
   } finally {
