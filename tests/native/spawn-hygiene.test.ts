@@ -1,12 +1,12 @@
 // The forked child without namespaces (no root needed): what a container process inherits
 // from Node must be cleaned up (design-notes §0: SIGPIPE ignored, CLOEXEC stdio, leaked fds).
-import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { F, type PlanStep } from '../../src/linux/plan-encode.js';
 import { native } from '../../src/native/index.js';
 import { SpawnSession } from '../../src/runtime/spawn-session.js';
+import { tempDir } from '../helpers/tmp-dir.js';
 
 const step = (op: PlanStep['op'], fields: PlanStep['fields'] = [], target?: string): PlanStep => ({ op, syscall: op.toLowerCase(), fields, ...(target ? { target } : {}) });
 
@@ -33,7 +33,7 @@ async function runPlan(steps: PlanStep[]): Promise<number> {
 
 describe('spawn hygiene (no namespaces)', () => {
   it('CVE-2024-21626 (leaked fds): resets ignored signals, unblocks all, closes leaked fds and keeps stdio', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hyg-'));
+    const dir = tempDir('hyg-');
     const out = join(dir, 'out');
     // An extra fd open in the parent at spawn time (the integration tests cover non-CLOEXEC ones).
     const leaked = openSync(join(dir, 'leak'), 'w');
@@ -50,7 +50,7 @@ describe('spawn hygiene (no namespaces)', () => {
   });
 
   it('passes exactly the preserved fds', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hyg-'));
+    const dir = tempDir('hyg-');
     const out = join(dir, 'out');
     const code = await runPlan(plan(['/bin/sh', '-c', `ls /proc/self/fd > ${out}`], 2));
     expect(code).toBe(0);

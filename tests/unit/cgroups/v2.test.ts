@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveCgroupPath } from '../../../src/cgroups/paths.js';
 import { CgroupV2, findV2Mount } from '../../../src/cgroups/v2.js';
+import { tempDir } from '../../helpers/tmp-dir.js';
 
 describe('resolveCgroupPath', () => {
   it('maps absolute, relative and absent paths', () => {
@@ -25,7 +25,7 @@ describe('resolveCgroupPath', () => {
 
 describe('findV2Mount', () => {
   it('finds the cgroup2 line in mountinfo (hybrid layout)', () => {
-    const d = mkdtempSync(join(tmpdir(), 'mi-'));
+    const d = tempDir('mi-');
     writeFileSync(
       join(d, 'mountinfo'),
       '30 25 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro\n31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n32 30 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n',
@@ -38,7 +38,7 @@ describe('findV2Mount', () => {
 
 describe('CgroupV2 on a fake hierarchy', () => {
   const root = () => {
-    const d = mkdtempSync(join(tmpdir(), 'cg-'));
+    const d = tempDir('cg-');
     writeFileSync(join(d, 'cgroup.controllers'), 'cpu memory pids\n');
     return new CgroupV2(d);
   };

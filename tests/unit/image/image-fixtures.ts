@@ -1,8 +1,7 @@
 // Small images built in the test: layer tars made with tar-stream, configs, manifests, OCI
 // layouts, oci-archives, docker-save archives, and images put straight into a store.
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
@@ -10,12 +9,14 @@ import { unpackLayer } from '../../../src/image/layer/unpack.js';
 import { hostPlatform } from '../../../src/image/manifest.js';
 import { ImageStore } from '../../../src/image/store/store.js';
 import { Readable } from 'node:stream';
+import { tempDir } from '../../helpers/tmp-dir.js';
 
 export const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 export const hex = (d: string) => d.slice('sha256:'.length);
 
+/** A scratch dir in os.tmpdir(), removed when the test file ends (tmpStore's too). */
 export function tmp(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `tsrun-${prefix}-`));
+  return tempDir(`tsrun-${prefix}-`);
 }
 
 export function tmpStore(): ImageStore {

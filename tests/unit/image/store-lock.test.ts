@@ -1,12 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ImageStore } from '../../../src/image/store/store.js';
+import { tempDir } from '../../helpers/tmp-dir.js';
 
 describe('ImageStore.withLock', () => {
   it('serialises callers in the same process (file locks alone would not)', async () => {
-    const store = new ImageStore(mkdtempSync(join(tmpdir(), 'lock-')));
+    const store = new ImageStore(tempDir('lock-'));
     const events: string[] = [];
     const job = (n: number) =>
       store.withLock('repositories', async () => {
@@ -19,7 +17,7 @@ describe('ImageStore.withLock', () => {
   });
 
   it('releases the queue when the holder throws', async () => {
-    const store = new ImageStore(mkdtempSync(join(tmpdir(), 'lock-')));
+    const store = new ImageStore(tempDir('lock-'));
     await expect(store.withLock('x', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(await store.withLock('x', () => 7)).toBe(7);
   });

@@ -1,15 +1,15 @@
 // The per-id lock file goes with the container (no <id>.lock piles up for ids that are gone or
 // never existed), and CgroupV2.create says whether it made the cgroup (only those are removed).
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CgroupV2 } from '../../../src/cgroups/v2.js';
 import { StateStore } from '../../../src/runtime/state-store.js';
+import { tempDir } from '../../helpers/tmp-dir.js';
 
 describe('lock files', () => {
   it('are removed on release when the id has no state dir, kept while it has one', () => {
-    const root = mkdtempSync(join(tmpdir(), 'st-'));
+    const root = tempDir('st-');
     const s = new StateStore(root);
     const release = s.lock('ghost');
     expect(existsSync(join(root, 'ghost.lock'))).toBe(true);
@@ -30,7 +30,7 @@ describe('lock files', () => {
 
 describe('CgroupV2.create', () => {
   it('returns true only when it made the leaf, false for one that existed (empty)', () => {
-    const d = mkdtempSync(join(tmpdir(), 'cg-'));
+    const d = tempDir('cg-');
     const cg = new CgroupV2(d);
     expect(cg.create('a/b/c')).toBe(true);
     writeFileSync(join(cg.path('a/b/c'), 'cgroup.procs'), '');

@@ -1,9 +1,8 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isAlive, procStartTime } from '../../../src/runtime/proc.js';
 import { StateStore, validateId, type ContainerRecord } from '../../../src/runtime/state-store.js';
+import { tempDir } from '../../helpers/tmp-dir.js';
 
 const rec = (id: string): ContainerRecord => ({
   id, phase: 'created', pid: process.pid, startTime: procStartTime(process.pid)!, bundle: '/b', rootfs: '/b/rootfs',
@@ -12,7 +11,7 @@ const rec = (id: string): ContainerRecord => ({
 
 describe('StateStore', () => {
   it('reserves an id once (mkdir decides), reads back what it wrote, and removes it', () => {
-    const s = new StateStore(mkdtempSync(join(tmpdir(), 'st-')));
+    const s = new StateStore(tempDir('st-'));
     s.reserve('c1');
     expect(() => s.reserve('c1')).toThrow(/already exists/);
     s.write(rec('c1'));
@@ -30,7 +29,7 @@ describe('StateStore', () => {
   });
 
   it('serialises operations on one id with a lock that times out for others', () => {
-    const s = new StateStore(mkdtempSync(join(tmpdir(), 'st-')));
+    const s = new StateStore(tempDir('st-'));
     const release = s.lock('c1');
     release();
     s.lock('c1')();

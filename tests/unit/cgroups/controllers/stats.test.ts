@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import {
   type CgroupStats,
 } from '../../../../src/cgroups/controllers/stats.js';
 import { TsrunError } from '../../../../src/util/errors.js';
+import { tempDir } from '../../../helpers/tmp-dir.js';
 
 // memory.stat of a small container on Linux 6.8 (abridged only in the event counters).
 const MEMORY_STAT = `anon 4218880
@@ -65,7 +66,7 @@ const PSI_IDLE = 'some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.0
 const PSI_CPU = 'some avg10=1.52 avg60=0.48 avg300=0.11 total=2049183\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n';
 
 function fixture(files: Record<string, string>): string {
-  const d = mkdtempSync(join(tmpdir(), 'cgstats-'));
+  const d = tempDir('cgstats-');
   for (const [name, text] of Object.entries(files)) writeFileSync(join(d, name), text);
   return d;
 }
