@@ -255,13 +255,18 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
   // Stage 1: namespaces, then fork the container's pid 1.
   out.push(...joinSteps(inputs.joins));
   if (fresh.has('user')) out.push(step('USERNS', 'unshare(CLONE_NEWUSER)'));
-  const flags = [...fresh].filter((t) => t !== 'user').reduce((a, t) => a | CLONE_NEW[t], 0);
+  // cgroup waits for stage 2 (below): its root is the unsharer's cgroup in every hierarchy.
+  const flags = [...fresh].filter((t) => t !== 'user' && t !== 'cgroup').reduce((a, t) => a | CLONE_NEW[t], 0);
   if (flags) out.push(step('UNSHARE', 'unshare', [F.int(flags)]));
   if (fresh.has('time') && linux.timeOffsets) {
     const lines = Object.entries(linux.timeOffsets).map(([clock, o]) => `${clock} ${o.secs ?? 0} ${o.nanosecs ?? 0}\n`);
     out.push(step('TIMENS_OFFSETS', 'write', [F.str(lines.join(''))], '/proc/self/timens_offsets'));
   }
   out.push(step('FORK', 'clone3(CLONE_PARENT)'));
+  // Stage 2 runs once the parent has its pid and has placed it in its cgroups (the v1 ones
+  // too, on hybrid hosts): a cgroup namespace made now is rooted at the container's cgroups
+  // in every hierarchy, as runc does, not at the caller's v1 cgroups.
+  if (fresh.has('cgroup')) out.push(step('UNSHARE', 'unshare', [F.int(CLONE_NEW.cgroup)]));
 
   // Stage 2 (the container's pid 1): the filesystem view.
   out.push(step('SETSID', 'setsid'));

@@ -7,6 +7,7 @@ import { deviceProgram, deviceRules } from '../cgroups/devices.js';
 import { CgroupManager } from '../cgroups/manager.js';
 import { requiredControllers } from '../cgroups/resources.js';
 import { resolveCgroupPath } from '../cgroups/paths.js';
+import type { CgroupV1 } from '../cgroups/v1-membership.js';
 import { readLastCap } from '../linux/capabilities.js';
 import { ambientDropped, buildInitPlan, idMapText, type HookPoint, type NsJoin } from '../linux/plan.js';
 import { compileSeccomp } from '../linux/seccomp.js';
@@ -188,6 +189,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       for (const w of manager!.apply(cgroupPath, resources).warnings) ctx.log.warn(w);
       cgroupFd = cg.openDir(cgroupPath);
       undo.always(() => closeSync(cgroupFd));
+      if (ctx.cgroupV1) prepareV1(ctx, ctx.cgroupV1, cgroupPath, record, undo);
     } else {
       ctx.store.write(record);
       ctx.log.warn('no cgroup v2 hierarchy is mounted: the container is not placed in a cgroup (pause, resume and kill --all are unavailable)');
@@ -260,6 +262,10 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
     const hookTarget = { namespaces: (spec.linux?.namespaces ?? []).map((n) => n.type), capabilities: spec.process?.capabilities, cgroupFd };
     await session.untilReady({
       onMapRequest: (pid) => writeSpecIdMaps(spec, pid),
+      // Hybrid hosts: in its v1 cgroups too before it runs anything (its children inherit them).
+      onPid: (pid) => {
+        if (ctx.cgroupV1 && record.cgroupV1?.length) ctx.cgroupV1.join(record.cgroupV1, pid);
+      },
       onHook: async (point, pid) => {
         hooksRan = true;
         if (point === 'createRuntime') {
@@ -309,6 +315,24 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
  */
 function crashPoint(step: string): void {
   if (process.env.TSRUN_TEST_CRASH_AT === step) process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * Hybrid hosts: record, then make, the v1 directories at the container's cgroup path (the
+ * init joins them when its pid is known). Membership only, for accounting: no v1 limits.
+ */
+function prepareV1(ctx: RuntimeContext, v1: CgroupV1, rel: string, record: ContainerRecord, undo: Undo): void {
+  const placements = v1.plan(rel);
+  record.cgroupV1 = placements;
+  ctx.store.write(record);
+  // Registered before the init exists, so undone after abort() has killed and reaped it.
+  undo.onFail(() => {
+    const left = v1.remove(placements, 2000);
+    if (left.length) throw new TsrunError('ERR_CGROUP', `cgroup v1 left in place: ${left.map((l) => `${l.dir} (${l.reason})`).join('; ')}`);
+  });
+  const planned = JSON.stringify(placements);
+  v1.create(rel, placements);
+  if (JSON.stringify(placements) !== planned) ctx.store.write(record);
 }
 
 function writeSpecIdMaps(spec: Spec, pid: number): void {

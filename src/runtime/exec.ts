@@ -3,6 +3,7 @@
 // container's seccomp profile, execve.
 import { closeSync, constants, openSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { joinV1 } from '../cgroups/v1-membership.js';
 import { readLastCap } from '../linux/capabilities.js';
 import { buildExecPlan, type NsJoin } from '../linux/plan.js';
 import { compileSeccomp } from '../linux/seccomp.js';
@@ -126,7 +127,11 @@ export async function execInContainer(ctx: RuntimeContext, o: ExecOptions): Prom
     const s = session;
     undo.onFail(() => s.abort());
     let ptyMaster = -1;
-    await session.untilReady({ onConsole: (fd) => (ptyMaster = fd) });
+    await session.untilReady({
+      onConsole: (fd) => (ptyMaster = fd),
+      // Hybrid hosts: the container's v1 cgroups too (accounting), before it runs anything.
+      onPid: (pid) => joinV1(rec.cgroupV1 ?? [], pid, { skipMissing: true }),
+    });
     if (o.pidFile) writeFileAtomic(resolve(o.pidFile), String(session.initPid), 0o644);
     session.go();
     session.waitExec();

@@ -3,6 +3,7 @@
 // cgroup.freeze, never trusted from a file (crun's libcrun_check_pid_valid).
 import { closeSync, constants, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeV1 } from '../cgroups/v1-membership.js';
 import { native } from '../native/index.js';
 import type { ContainerStatus, OciState } from '../spec/types.js';
 import { isErrno, TsrunError, wrap } from '../util/errors.js';
@@ -168,6 +169,8 @@ export async function deleteContainer(ctx: RuntimeContext, id: string, force: bo
       const left = cg.removeIfUnused(rel, killed || rec.phase === 'creating' ? 5000 : 200);
       if (left) ctx.log.warn(`cgroup ${cg.path(rel)} left in place: ${left} process(es) that are not container ${id}'s live in it`);
     }
+    // Hybrid hosts: the v1 directories this container's create made, when empty (never kills).
+    for (const l of removeV1(rec.cgroupV1, killed || rec.phase === 'creating' ? 5000 : 200)) ctx.log.warn(`cgroup ${l.dir} left in place: ${l.reason}`);
     ctx.store.remove(id);
   } finally {
     release();

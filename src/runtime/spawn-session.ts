@@ -14,6 +14,8 @@ const SETUP_TIMEOUT_MS = 60_000;
 export interface SessionHandlers {
   /** Write uid/gid maps for the stage-1 pid (it has just unshared its user namespace). */
   onMapRequest?: (stage1Pid: number) => void;
+  /** The container pid is known and it waits (before anything of its own) until this returns. */
+  onPid?: (initPid: number) => void;
   onHook?: (point: HookPoint, initPid: number) => Promise<void> | void;
   /** The pty master came back (run --tty without --console-socket). */
   onConsole?: (fd: number) => void;
@@ -102,6 +104,7 @@ export class SpawnSession {
           break;
         case MSG.PID:
           this.initPid = m.value;
+          h.onPid?.(this.initPid);
           native.sendMsg(this.syncFd, MSG.CONTINUE);
           this.reapStage1();
           break;

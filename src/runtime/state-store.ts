@@ -4,6 +4,7 @@
 // one id; state.json is replaced atomically.
 import { existsSync, fstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import type { V1Placement } from '../cgroups/v1-membership.js';
 import type { Spec } from '../spec/types.js';
 import { native } from '../native/index.js';
 import { isErrno, TsrunError, wrap } from '../util/errors.js';
@@ -32,6 +33,13 @@ export interface ContainerRecord {
    * older versions (treated as made, which is what they assumed).
    */
   cgroupCreated?: boolean;
+  /**
+   * Hybrid hosts: the cgroup v1 directories the container's processes are also placed in
+   * (membership for accounting, no limits; src/cgroups/v1-membership.ts), each with whether
+   * this create made it. Recorded before the mkdirs, as cgroupCreated; only those made are
+   * removed, and only when empty.
+   */
+  cgroupV1?: V1Placement[];
   /** The config as it was at create (the bundle may change or vanish). */
   config: Spec;
   /** The tsrun process doing the create, for cleaning up after a crash mid-create. */

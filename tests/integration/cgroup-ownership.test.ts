@@ -43,6 +43,17 @@ function rmCgroupTree(dir: string): void {
   }
 }
 
+/**
+ * The cgroup v1 mounts (hybrid hosts). tsrun mirrors a container's cgroup there (membership
+ * only) and, like in v2, removes only what it made: the v1 mirrors of cgroups these tests
+ * share between containers stay, and the tests sweep them as they do their v2 cgroups.
+ */
+const v1Mounts = (): string[] =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(' - cgroup '))
+    .map((l) => l.split(' ')[4]!);
+
 describe.skipIf(!!skip)('cgroup ownership: delete and kill --all touch only what is the container\'s', () => {
   let base: BaseBundle;
   let root: string;
@@ -107,14 +118,20 @@ describe.skipIf(!!skip)('cgroup ownership: delete and kill --all touch only what
     for (const p of hostProcs.splice(0)) p.kill('SIGKILL');
     await until(() => !existsSync(cgDir(parentRel)) || procsOfTree(cgDir(parentRel)) === 0, 5000);
     rmCgroupTree(cgDir(parentRel));
+    for (const m of v1Mounts()) rmCgroupTree(join(m, parentRel));
     expect(problems).toEqual([]);
   });
 
   afterAll(() => {
     if (!base) return;
-    rmCgroupTree(cgDir(parentRel));
-    rmSync(root, { recursive: true, force: true });
-    removeScratch(base.tmp);
+    try {
+      rmCgroupTree(cgDir(parentRel));
+      for (const m of v1Mounts()) rmCgroupTree(join(m, parentRel));
+    } finally {
+      // Also when a cgroup is still busy (a failed test): the dirs in /tmp go regardless.
+      rmSync(root, { recursive: true, force: true });
+      removeScratch(base.tmp);
+    }
   });
 
   function procsOfTree(dir: string): number {

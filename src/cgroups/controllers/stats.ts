@@ -35,8 +35,12 @@ export interface MemoryStats {
   current?: number;
   peak?: number;
   max?: Limit;
-  /** memory.stat: anon, file, kernel, kernel_stack, pagetables, sock, shmem, file_mapped, … (bytes and event counts). */
-  stat?: FlatKeyed;
+  /**
+   * memory.stat: anon, file, kernel, kernel_stack, pagetables, sock, shmem, file_mapped, … (bytes
+   * and event counts). From cgroup v1 (v1-stats.ts) its keys (cache, rss, …) and, past 2^53
+   * (hierarchical_memory_limit when unlimited), exact bigints.
+   */
+  stat?: Record<string, number | bigint>;
   /** memory.events: low, high, max, oom, oom_kill, oom_group_kill. */
   events?: FlatKeyed;
   swapCurrent?: number;
@@ -359,7 +363,7 @@ export function toRuncStats(s: CgroupStats): RuncStats {
   const swapLimit = add(lim(m.swapMax), memLimit);
   const memory: RuncStats['memory'] = omit(
     {
-      cache: m.stat?.['file'] ?? 0,
+      cache: m.stat?.['file'] ?? m.stat?.['cache'] ?? 0, // v2 "file"; v1 (hybrid hosts, v1-stats.ts) "cache", as runc reads it there
       usage: entry(memLimit, memUsage, m.peak ?? 0),
       swap: entry(swapLimit, add(m.swapCurrent ?? 0, memUsage), m.swapPeak ?? 0),
       kernel: entry(0, 0, 0),
