@@ -189,7 +189,7 @@ export async function pruneImages(store: ImageStore, opts: PruneOptions = {}): P
         res.warnings.push(`${what}: manifest ${digest} is missing`);
         return;
       }
-      let parsed;
+      let parsed: ReturnType<typeof parseStoredManifest>;
       try {
         parsed = parseStoredManifest(store.readBlob(digest, MAX_JSON_BLOB), mediaType, `manifest ${digest}`);
       } catch (e) {

@@ -150,7 +150,9 @@ function validateLinux(spec: Spec, linux: Linux): void {
     if (!ns.has(needs)) configError(`sysctl "${key}" requires ${needs === 'ipc' ? 'an' : 'a'} ${needs} namespace`);
   }
 
-  for (const f of ['maskedPaths', 'readonlyPaths'] as const) (linux[f] ?? []).forEach((p, i) => absolute(p, `linux.${f}[${i}]`));
+  for (const f of ['maskedPaths', 'readonlyPaths'] as const) (linux[f] ?? []).forEach((p, i) => {
+    absolute(p, `linux.${f}[${i}]`);
+  });
 
   (linux.devices ?? []).forEach((d, i) => {
     const f = `linux.devices[${i}]`;
@@ -237,7 +239,9 @@ export function validateProcess(p: Process, prefix = 'process', warnings: string
   if (u === undefined) fail(`${prefix}.user`, 'is required');
   int(u.uid ?? -1, `${prefix}.user.uid`, 0, MAX_ID);
   int(u.gid ?? -1, `${prefix}.user.gid`, 0, MAX_ID);
-  (u.additionalGids ?? []).forEach((g, i) => int(g, `${prefix}.user.additionalGids[${i}]`, 0, MAX_ID));
+  (u.additionalGids ?? []).forEach((g, i) => {
+    int(g, `${prefix}.user.additionalGids[${i}]`, 0, MAX_ID);
+  });
   int(u.umask, `${prefix}.user.umask`, 0, 0o777, 'a mode between 0 and 0o777');
 
   const seen = new Set<string>();

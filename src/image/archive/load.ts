@@ -138,7 +138,7 @@ function planOci(reader: ArchiveReader): Plan {
   if (typeof layoutRaw?.imageLayoutVersion !== 'string' || !layoutRaw.imageLayoutVersion.startsWith('1.')) {
     throw bad(reader, `oci-layout: unsupported imageLayoutVersion ${JSON.stringify(layoutRaw?.imageLayoutVersion)}`);
   }
-  let top;
+  let top: ReturnType<typeof parseManifest>;
   try {
     top = parseManifest(reader.small('index.json', 'index.json')!, MediaType.OciIndex, 'index.json');
   } catch (e) {
@@ -242,7 +242,7 @@ function planDocker(reader: ArchiveReader): Plan {
     const hexJson = /(?:^|\/)([a-f0-9]{64})\.json$/.exec(cfgInfo.name)?.[1];
     const named = blobMemberDigest(cfgInfo.name) ?? (hexJson ? `sha256:${hexJson}` : undefined);
     if (named && named !== configDigest) throw bad(reader, `${where}: config ${item.Config} does not match its digest (it hashes to ${configDigest})`);
-    let config;
+    let config: ReturnType<typeof parseImageConfig>;
     try {
       config = parseImageConfig(cfgBytes, `config ${item.Config}`);
     } catch (e) {

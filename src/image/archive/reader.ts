@@ -240,7 +240,7 @@ class DirReader implements ArchiveReader {
     if (m.size > MAX_METADATA_SIZE) throw rejected(this.path, `${what} ${this.label(name)} is ${m.size} bytes, more than the ${MAX_METADATA_SIZE} allowed`);
     const fd = this.takeFd(name);
     if (fd === undefined) throw rejected(this.path, `${this.label(name)} was already read`);
-    let r;
+    let r: ReturnType<typeof readAll>;
     try {
       r = readAll(fd, m.size);
     } catch (e) {

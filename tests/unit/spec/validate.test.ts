@@ -209,6 +209,7 @@ describe('validateSpec rejects', () => {
 
 // Edge values that are valid and must stay valid.
 const passing: Array<[string, (s: Spec) => void]> = [
+  // biome-ignore lint/correctness/noPrecisionLoss: the literal is what a parsed config.json holds (2^64 rounds to it)
   ['rlimit RLIM_INFINITY as parsed (2^64)', (s) => { s.process!.rlimits![0] = { type: 'RLIMIT_CORE', soft: 18446744073709551615, hard: 18446744073709551615 }; }],
   ['commandLine instead of args', (s) => { delete s.process!.args; s.process!.commandLine = 'sh -c true'; }],
   ['uid 4294967294', (s) => { s.process!.user.uid = 4294967294; }],
