@@ -46,7 +46,7 @@
 
 struct ctx {
   int sync_fd;
-  int root_fd;          /* the bound rootfs before pivot, "/" after; -1 until needed (exec) */
+  int root_fd; /* the bound rootfs before pivot, "/" after; -1 until needed (exec) */
   int step;
   int pdeathsig;         /* 1 while we are tied to the parent (READY may untie us for good) */
   const char* exec_path; /* set by OP_FIND_EXEC */
@@ -364,7 +364,6 @@ static void step_mount(struct ctx* x, struct cur* c) {
     fail(x, errno, D_SETATTR);
   close(fd);
 }
-
 
 static void step_mknod(struct ctx* x, struct cur* c) {
   mode_t mode = (mode_t)rd_int(c);

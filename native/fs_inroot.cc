@@ -39,7 +39,9 @@ struct SysErr {
   const char* detail;  // optional human reason replacing strerror in the message
 };
 
-[[noreturn]] void Fail(int err, const char* syscall, const char* detail = nullptr) { throw SysErr{err, syscall, detail}; }
+[[noreturn]] void Fail(int err, const char* syscall, const char* detail = nullptr) {
+  throw SysErr{err, syscall, detail};
+}
 
 class Fd {
  public:
@@ -47,7 +49,9 @@ class Fd {
   explicit Fd(int fd, bool owned = true) : fd_(fd), owned_(owned) {}
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
-  Fd(Fd&& o) noexcept : fd_(o.fd_), owned_(o.owned_) { o.fd_ = -1; }
+  Fd(Fd&& o) noexcept : fd_(o.fd_), owned_(o.owned_) {
+    o.fd_ = -1;
+  }
   Fd& operator=(Fd&& o) noexcept {
     if (this != &o) {
       Reset();
@@ -57,8 +61,12 @@ class Fd {
     }
     return *this;
   }
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
+  ~Fd() {
+    Reset();
+  }
+  int get() const {
+    return fd_;
+  }
   int release() {
     int f = fd_;
     fd_ = -1;
@@ -116,7 +124,9 @@ struct Entry {
   std::vector<Xattr> xattrs;  // data points into Buffers owned by the JS entry (alive for the call)
 };
 
-Napi::Error TypeErr(Napi::Env env, const std::string& msg) { return Napi::TypeError::New(env, msg); }
+Napi::Error TypeErr(Napi::Env env, const std::string& msg) {
+  return Napi::TypeError::New(env, msg);
+}
 
 std::string GetStr(Napi::Env env, const Napi::Object& o, const char* key, bool optional, bool* present = nullptr) {
   Napi::Value v = o.Get(key);
@@ -136,7 +146,8 @@ uint32_t GetU32(Napi::Env env, const Napi::Object& o, const char* key, bool opti
   if (v.IsUndefined() && optional) return 0;
   if (!v.IsNumber()) throw TypeErr(env, std::string("entry.") + key + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= (double)max) || std::floor(d) != d) throw Napi::RangeError::New(env, std::string("entry.") + key + " is out of range");
+  if (!(d >= 0 && d <= (double)max) || std::floor(d) != d)
+    throw Napi::RangeError::New(env, std::string("entry.") + key + " is out of range");
   return (uint32_t)d;
 }
 
@@ -184,7 +195,8 @@ Entry ReadEntry(Napi::Env env, const Napi::Value& v) {
       std::string name = k.ToString().Utf8Value();
       Napi::Value val = xo.Get(k);
       if (!val.IsBuffer()) throw TypeErr(env, "entry.xattrs[\"" + name + "\"] must be a Buffer");
-      if (name.find('\0') != std::string::npos || !XattrAllowed(name)) throw TypeErr(env, "xattr \"" + name + "\" is not allowed");
+      if (name.find('\0') != std::string::npos || !XattrAllowed(name))
+        throw TypeErr(env, "xattr \"" + name + "\" is not allowed");
       Napi::Buffer<char> b = val.As<Napi::Buffer<char>>();
       e.xattrs.push_back(Xattr{name, b.Data(), b.Length()});
     }
@@ -294,7 +306,9 @@ void RemoveTree(int dirfd, const char* name, int depth) {
   }
   struct Closer {
     DIR* d;
-    ~Closer() { closedir(d); }
+    ~Closer() {
+      closedir(d);
+    }
   } closer{d};
   for (;;) {
     errno = 0;
@@ -516,7 +530,8 @@ void ApplyOpaque(int rootFd, const Entry& e) {
 int ArgFd(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
   double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= 2147483647.0) || std::floor(d) != d) throw Napi::RangeError::New(info.Env(), std::string(what) + " must be a file descriptor");
+  if (!(d >= 0 && d <= 2147483647.0) || std::floor(d) != d)
+    throw Napi::RangeError::New(info.Env(), std::string(what) + " must be a file descriptor");
   return (int)d;
 }
 
@@ -565,15 +580,29 @@ Napi::Value JsApplyEntry(const Napi::CallbackInfo& info) {
   try {
     if (e.path == "." && e.type != Type::Opaque) Fail(EINVAL, "resolve", "only an opaque marker may target the root itself");
     switch (e.type) {
-      case Type::File: out = ApplyFile(rootFd, e); break;
-      case Type::Dir: ApplyDir(rootFd, e); break;
-      case Type::Symlink: ApplySymlink(rootFd, e); break;
-      case Type::Hardlink: ApplyHardlink(rootFd, e); break;
+      case Type::File:
+        out = ApplyFile(rootFd, e);
+        break;
+      case Type::Dir:
+        ApplyDir(rootFd, e);
+        break;
+      case Type::Symlink:
+        ApplySymlink(rootFd, e);
+        break;
+      case Type::Hardlink:
+        ApplyHardlink(rootFd, e);
+        break;
       case Type::Char:
       case Type::Block:
-      case Type::Fifo: ApplyNode(rootFd, e); break;
-      case Type::Whiteout: ApplyWhiteout(rootFd, e); break;
-      case Type::Opaque: ApplyOpaque(rootFd, e); break;
+      case Type::Fifo:
+        ApplyNode(rootFd, e);
+        break;
+      case Type::Whiteout:
+        ApplyWhiteout(rootFd, e);
+        break;
+      case Type::Opaque:
+        ApplyOpaque(rootFd, e);
+        break;
     }
   } catch (const SysErr& s) {
     throw ToJs(env, s, e.path);
@@ -608,7 +637,8 @@ Napi::Value JsFinishFile(const Napi::CallbackInfo& info) {
 Napi::Value JsFinishDirs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int rootFd = ArgFd(info, 0, "rootFd");
-  if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsArray()) throw Napi::TypeError::New(env, "paths and mtimes must be arrays");
+  if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsArray())
+    throw Napi::TypeError::New(env, "paths and mtimes must be arrays");
   Napi::Array paths = info[1].As<Napi::Array>();
   Napi::Array mtimes = info[2].As<Napi::Array>();
   if (paths.Length() != mtimes.Length()) throw Napi::RangeError::New(env, "paths and mtimes differ in length");
@@ -618,7 +648,8 @@ Napi::Value JsFinishDirs(const Napi::CallbackInfo& info) {
     if (!pv.IsString() || !mv.IsNumber()) throw Napi::TypeError::New(env, "paths must be strings and mtimes numbers");
     std::string path = pv.As<Napi::String>().Utf8Value();
     double mtime = mv.As<Napi::Number>().DoubleValue();
-    if (path.find('\0') != std::string::npos || !std::isfinite(mtime) || std::fabs(mtime) > 1e15) throw Napi::RangeError::New(env, "invalid directory path or mtime");
+    if (path.find('\0') != std::string::npos || !std::isfinite(mtime) || std::fabs(mtime) > 1e15)
+      throw Napi::RangeError::New(env, "invalid directory path or mtime");
     try {
       Fd d;
       if (path == ".") {

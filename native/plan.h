@@ -17,30 +17,30 @@
 #define PLAN_VERSION 1
 
 enum plan_op {
-  OP_SETNS = 1,          /* int fd, int nstype */
-  OP_USERNS = 2,         /* (none) unshare(CLONE_NEWUSER), MAP_REQUEST/DONE, become ns root */
-  OP_UNSHARE = 3,        /* int flags */
-  OP_TIMENS_OFFSETS = 4, /* string offsets (written to /proc/self/timens_offsets) */
-  OP_FORK = 5,           /* (none) clone(CLONE_PARENT): the rest runs in the new pid 1 */
-  OP_SETSID = 6,         /* (none) */
-  OP_OOM_SCORE_ADJ = 7,  /* string value */
+  OP_SETNS = 1,            /* int fd, int nstype */
+  OP_USERNS = 2,           /* (none) unshare(CLONE_NEWUSER), MAP_REQUEST/DONE, become ns root */
+  OP_UNSHARE = 3,          /* int flags */
+  OP_TIMENS_OFFSETS = 4,   /* string offsets (written to /proc/self/timens_offsets) */
+  OP_FORK = 5,             /* (none) clone(CLONE_PARENT): the rest runs in the new pid 1 */
+  OP_SETSID = 6,           /* (none) */
+  OP_OOM_SCORE_ADJ = 7,    /* string value */
   OP_ROOT_PROPAGATION = 8, /* int flags: mount(NULL, "/", NULL, flags) */
-  OP_BIND_ROOTFS = 9,    /* string path: bind it onto itself, open it as the root fd */
-  OP_MOUNT = 10,         /* int flags, int kind(0 dir, 1 file, | 4 follow a final symlink in root), int is_bind, int remount_flags,
-                            int propagation, int attr_set, int attr_clr,
-                            string source, string target (relative to root), string fstype, string data */
-  OP_MKNOD = 11,         /* int mode, int major, int minor, int uid, int gid,
-                            string target (relative), string host_path (bind fallback) */
-  OP_SYMLINK = 12,       /* string link_target, string path (relative) */
-  OP_MKDIR = 13,         /* int mode, string path (relative): mkdir -p in root, existing is fine */
-  OP_HOOK = 14,          /* int hook id: ask the parent to run hooks, wait for MSG_CONTINUE */
-  OP_PIVOT = 15,         /* (none) */
-  OP_CHROOT = 16,        /* (none) --no-pivot: MS_MOVE + chroot */
-  OP_SYSCTL = 17,        /* string key path under /proc/sys, string value */
-  OP_HOSTNAME = 18,      /* string */
-  OP_DOMAINNAME = 19,    /* string */
-  OP_MASK = 20,          /* string absolute path */
-  OP_READONLY = 21,      /* string absolute path */
+  OP_BIND_ROOTFS = 9,      /* string path: bind it onto itself, open it as the root fd */
+  OP_MOUNT = 10,      /* int flags, int kind(0 dir, 1 file, | 4 follow a final symlink in root), int is_bind, int remount_flags,
+                         int propagation, int attr_set, int attr_clr,
+                         string source, string target (relative to root), string fstype, string data */
+  OP_MKNOD = 11,      /* int mode, int major, int minor, int uid, int gid,
+                         string target (relative), string host_path (bind fallback) */
+  OP_SYMLINK = 12,    /* string link_target, string path (relative) */
+  OP_MKDIR = 13,      /* int mode, string path (relative): mkdir -p in root, existing is fine */
+  OP_HOOK = 14,       /* int hook id: ask the parent to run hooks, wait for MSG_CONTINUE */
+  OP_PIVOT = 15,      /* (none) */
+  OP_CHROOT = 16,     /* (none) --no-pivot: MS_MOVE + chroot */
+  OP_SYSCTL = 17,     /* string key path under /proc/sys, string value */
+  OP_HOSTNAME = 18,   /* string */
+  OP_DOMAINNAME = 19, /* string */
+  OP_MASK = 20,       /* string absolute path */
+  OP_READONLY = 21,   /* string absolute path */
   OP_ROOT_READONLY = 22, /* (none) */
   OP_RLIMIT = 23,        /* int resource, int soft, int hard */
   OP_TTY = 24,           /* int socket fd (-1: the sync socket), int rows, int cols */

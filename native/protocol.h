@@ -42,22 +42,22 @@ enum sync_type {
 
 struct sync_msg {
   int32_t type;
-  int32_t step;   /* index of the plan step that failed (MSG_ERROR) */
-  int32_t err;    /* errno (MSG_ERROR) */
-  int32_t value;  /* pid (MSG_PID), hook id (MSG_HOOK), detail code (MSG_ERROR) */
+  int32_t step;  /* index of the plan step that failed (MSG_ERROR) */
+  int32_t err;   /* errno (MSG_ERROR) */
+  int32_t value; /* pid (MSG_PID), hook id (MSG_HOOK), detail code (MSG_ERROR) */
 };
 
 /* MSG_ERROR detail codes: which syscall inside a step failed. */
 enum err_detail {
   D_NONE = 0,
-  D_OPEN = 1,         /* openat2 of a path in the root */
-  D_MKDIR = 2,        /* creating a missing mount point */
+  D_OPEN = 1,  /* openat2 of a path in the root */
+  D_MKDIR = 2, /* creating a missing mount point */
   D_MOUNT = 3,
   D_REMOUNT = 4,
   D_PROPAGATION = 5,
   D_SYMLINK_TARGET = 6, /* refused: the final component is a symlink */
   D_NOT_FOUND_IN_PATH = 7,
-  D_VERIFY = 8,       /* post-condition check failed (cwd, /dev/null, ST_RDONLY, fs magic) */
+  D_VERIFY = 8, /* post-condition check failed (cwd, /dev/null, ST_RDONLY, fs magic) */
   D_MKNOD = 9,
   D_BIND_FALLBACK = 10,
   D_SETATTR = 11,
@@ -65,6 +65,6 @@ enum err_detail {
   D_STAT = 13,
   D_SEND = 14,
   D_RECV = 15,
-  D_TYPE = 16,        /* mount target has the wrong type (file vs directory) */
-  D_INIT_EXEC = 17,   /* step -1: the forked child could not execveat tsrun-init */
+  D_TYPE = 16,      /* mount target has the wrong type (file vs directory) */
+  D_INIT_EXEC = 17, /* step -1: the forked child could not execveat tsrun-init */
 };

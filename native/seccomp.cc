@@ -35,7 +35,9 @@
 namespace {
 
 struct FilterRelease {
-  void operator()(void* ctx) const { seccomp_release(ctx); }
+  void operator()(void* ctx) const {
+    seccomp_release(ctx);
+  }
 };
 using Filter = std::unique_ptr<void, FilterRelease>;  // scmp_filter_ctx is a void*
 
@@ -52,11 +54,10 @@ struct OwnedFd {
 // A SystemError-shaped error ({code, errno, syscall}) whose syscall is the libseccomp function,
 // naming what the call was about: kind is "syscall", "arch" or "action", and the subject is
 // also set as a property (seccompSyscall / arch / action) so TS can branch without parsing text.
-Napi::Error SeccompError(Napi::Env env, int err, const char* fn, const std::string& kind,
-                         const std::string& subject) {
+Napi::Error SeccompError(Napi::Env env, int err, const char* fn, const std::string& kind, const std::string& subject) {
   const char* name = strerrorname_np(err);
-  std::string msg = std::string(fn) + " (" + kind + " `" + subject + "`): " + (name ? name : "EUNKNOWN") +
-                    " (" + strerror(err) + ")";
+  std::string msg =
+      std::string(fn) + " (" + kind + " `" + subject + "`): " + (name ? name : "EUNKNOWN") + " (" + strerror(err) + ")";
   Napi::Error e = Napi::Error::New(env, msg);
   e.Set("code", Napi::String::New(env, name ? name : "EUNKNOWN"));
   e.Set("errno", Napi::Number::New(env, err));
@@ -79,7 +80,9 @@ std::string Hex(uint32_t v) {
   throw Napi::RangeError::New(env, "seccompCompile: " + what);
 }
 
-Napi::Value Field(const Napi::Object& obj, const char* key) { return obj.Get(key); }
+Napi::Value Field(const Napi::Object& obj, const char* key) {
+  return obj.Get(key);
+}
 
 std::string StringField(Napi::Env env, const Napi::Object& obj, const char* key, const std::string& where) {
   Napi::Value v = Field(obj, key);
@@ -272,8 +275,8 @@ Napi::Value SeccompActions(const Napi::CallbackInfo& info) {
   num("SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ);
 
   const scmp_version* v = seccomp_version();
-  out.Set("version", Napi::String::New(env, std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-                                                std::to_string(v->micro)));
+  out.Set("version",
+          Napi::String::New(env, std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->micro)));
   return out;
 }
 

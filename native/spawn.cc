@@ -147,7 +147,8 @@ static Napi::Value JsSpawn(const Napi::CallbackInfo& info) {
   std::vector<int> keep = {0, 1, 2, sv[1], plan_fd};
   for (uint32_t i = 0; i < keepArr.Length(); i++) keep.push_back(keepArr.Get(i).As<Napi::Number>().Int32Value());
   int parent_pid = getpid();
-  std::string init_env = "_TSRUN_INIT=" + std::to_string(sv[1]) + "," + std::to_string(plan_fd) + "," + std::to_string(parent_pid);
+  std::string init_env =
+      "_TSRUN_INIT=" + std::to_string(sv[1]) + "," + std::to_string(plan_fd) + "," + std::to_string(parent_pid);
   char arg0[] = "tsrun-init";
   char* argv[] = {arg0, nullptr};
   char* envp[] = {init_env.data(), nullptr};

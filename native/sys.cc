@@ -110,7 +110,9 @@ static Napi::Value JsWaitPid(const Napi::CallbackInfo& info) {
 class WaitWorker : public Napi::AsyncWorker {
  public:
   WaitWorker(Napi::Env env, int pid) : Napi::AsyncWorker(env), pid_(pid), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  Napi::Promise Promise() {
+    return deferred_.Promise();
+  }
   void Execute() override {
     pid_t r;
     do r = waitpid(pid_, &status_, 0);
@@ -118,8 +120,10 @@ class WaitWorker : public Napi::AsyncWorker {
     if (r < 0) err_ = errno;
   }
   void OnOK() override {
-    if (err_) deferred_.Reject(SystemError(Env(), err_, "waitpid").Value());
-    else deferred_.Resolve(StatusObject(Env(), pid_, status_));
+    if (err_)
+      deferred_.Reject(SystemError(Env(), err_, "waitpid").Value());
+    else
+      deferred_.Resolve(StatusObject(Env(), pid_, status_));
   }
 
  private:
@@ -243,7 +247,9 @@ static Napi::Value JsPipe(const Napi::CallbackInfo& info) {
   return a;
 }
 
-static long sys_bpf(int cmd, union bpf_attr* attr) { return syscall(SYS_bpf, cmd, attr, sizeof *attr); }
+static long sys_bpf(int cmd, union bpf_attr* attr) {
+  return syscall(SYS_bpf, cmd, attr, sizeof *attr);
+}
 
 // attachDeviceFilter(cgroupFd, insns: Buffer): load a BPF_PROG_TYPE_CGROUP_DEVICE program and
 // attach it to the cgroup (BPF_F_ALLOW_MULTI, as runc does). On a verifier error the message
@@ -287,7 +293,7 @@ static Napi::Value JsAttachDeviceFilter(const Napi::CallbackInfo& info) {
     close(prog);
     throw SystemError(env, err, "bpf(BPF_PROG_ATTACH)");
   }
-  close(prog); // the attachment holds the program
+  close(prog);  // the attachment holds the program
   return env.Undefined();
 }
 

@@ -29,7 +29,19 @@ if (!layer) {
   layer = join(benchDir, 'layer.tar.gz');
   if (!existsSync(layer)) {
     // A realistic mix: many small Python/JS files, some large shared objects, symlinks.
-    const candidates = ['python3.11', 'python3', 'node_modules', 'git-core', 'systemd', 'postgresql', 'gcc', 'x86_64-linux-gnu/perl', 'x86_64-linux-gnu/gconv', 'apt', 'locale'];
+    const candidates = [
+      'python3.11',
+      'python3',
+      'node_modules',
+      'git-core',
+      'systemd',
+      'postgresql',
+      'gcc',
+      'x86_64-linux-gnu/perl',
+      'x86_64-linux-gnu/gconv',
+      'apt',
+      'locale',
+    ];
     const dirs = candidates.map((d) => `usr/lib/${d}`).filter((d) => existsSync(`/${d}`));
     console.log(`building ${layer} from /${dirs.join(' /')} …`);
     execFileSync('tar', ['-C', '/', '-czf', layer, ...dirs], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -42,7 +54,16 @@ const tarBytes = Number(execFileSync('sh', ['-c', 'gzip -dc "$1" | wc -c', 'sh',
 const cache = join(repo, 'node_modules', '.cache', 'tsrun-bench');
 mkdirSync(cache, { recursive: true });
 const bundle = join(cache, 'unpack.mjs');
-await build({ entryPoints: [join(repo, 'src/image/layer/unpack.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: bundle, logLevel: 'warning' });
+await build({
+  entryPoints: [join(repo, 'src/image/layer/unpack.ts')],
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  outfile: bundle,
+  logLevel: 'warning',
+});
 process.env.TSRUN_NATIVE ??= join(repo, 'build/Release/tsrun.node');
 const { unpackLayer } = await import(pathToFileURL(bundle).href);
 
@@ -101,6 +122,8 @@ for (let i = 0; i < runs; i++) {
   pts.push((await timeTsrun(plain, 'application/vnd.oci.image.layer.v1.tar')).s);
 }
 rmSync(plain, { force: true });
-console.log(`plain tar: tar -xf ${best(ptar).toFixed(3)} s (${(tarBytes / MB / best(ptar)).toFixed(1)} MB/s), tsrun ${best(pts).toFixed(3)} s (${(tarBytes / MB / best(pts)).toFixed(1)} MB/s), ratio ${(best(ptar) / best(pts)).toFixed(2)} x tar`);
+console.log(
+  `plain tar: tar -xf ${best(ptar).toFixed(3)} s (${(tarBytes / MB / best(ptar)).toFixed(1)} MB/s), tsrun ${best(pts).toFixed(3)} s (${(tarBytes / MB / best(pts)).toFixed(1)} MB/s), ratio ${(best(ptar) / best(pts)).toFixed(2)} x tar`,
+);
 rmSync(join(benchDir, 'out-tsrun'), { recursive: true, force: true });
 rmSync(join(benchDir, 'out-tar'), { recursive: true, force: true });

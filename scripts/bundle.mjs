@@ -47,8 +47,12 @@ function load(bundle) {
   script.runInThisContext()(exports, require, module, file, __dirname);
 }
 globalThis.__tsrunLoad = load;
-${hot ? `const HOT = new Set(${JSON.stringify(HOT_VERBS)});
-load(process.argv.slice(2).some((a) => HOT.has(a)) ? '${hot}' : '${name}');` : `load('${name}');`}
+${
+  hot
+    ? `const HOT = new Set(${JSON.stringify(HOT_VERBS)});
+load(process.argv.slice(2).some((a) => HOT.has(a)) ? '${hot}' : '${name}');`
+    : `load('${name}');`
+}
 `;
 
 // commander requires node:child_process at load time, for executable subcommands we never
@@ -91,7 +95,10 @@ async function bundleOne(entry) {
   rmSync(join(out, `${entry}.mjs`), { force: true });
 }
 
-for (const [name, hot] of [['tsrun-oci', 'tsrun-oci-hot'], ['tsrun', null]]) {
+for (const [name, hot] of [
+  ['tsrun-oci', 'tsrun-oci-hot'],
+  ['tsrun', null],
+]) {
   await bundleOne(name);
   if (hot) await bundleOne(hot);
   writeFileSync(join(out, name), launcher(name, hot));

@@ -123,5 +123,4 @@ export class CgroupManager {
   stats(rel: string): CgroupStats {
     return readStats(this.v2.path(rel));
   }
-
 }

@@ -31,7 +31,8 @@ export function requiredControllers(r: Resources | undefined): Map<string, strin
   if (!r) return need;
   const m = r.memory;
   if (m) {
-    for (const k of ['limit', 'reservation', 'swap', 'kernel', 'kernelTCP', 'swappiness'] as const) if (!isNoop(`memory.${k}`, m[k])) add('memory', `memory.${k}`);
+    for (const k of ['limit', 'reservation', 'swap', 'kernel', 'kernelTCP', 'swappiness'] as const)
+      if (!isNoop(`memory.${k}`, m[k])) add('memory', `memory.${k}`);
     if (m.disableOOMKiller) add('memory', 'memory.disableOOMKiller');
   }
   const c = r.cpu;
@@ -44,7 +45,16 @@ export function requiredControllers(r: Resources | undefined): Map<string, strin
   }
   if (r.pids && r.pids.limit > 0) add('pids', 'pids.limit');
   const b = r.blockIO;
-  if (b && (b.weight !== undefined || b.weightDevice?.length || b.throttleReadBpsDevice?.length || b.throttleWriteBpsDevice?.length || b.throttleReadIOPSDevice?.length || b.throttleWriteIOPSDevice?.length)) add('io', 'blockIO');
+  if (
+    b &&
+    (b.weight !== undefined ||
+      b.weightDevice?.length ||
+      b.throttleReadBpsDevice?.length ||
+      b.throttleWriteBpsDevice?.length ||
+      b.throttleReadIOPSDevice?.length ||
+      b.throttleWriteIOPSDevice?.length)
+  )
+    add('io', 'blockIO');
   if (r.hugepageLimits?.length) add('hugetlb', 'hugepageLimits');
   if (r.rdma && Object.keys(r.rdma).length) add('rdma', 'rdma');
   for (const key of Object.keys(r.unified ?? {})) {

@@ -105,10 +105,7 @@ function readOr(path: string, dflt: string): string {
 
 /** Pids listed in <dir>/cgroup.procs (none when it cannot be read). */
 function procsIn(dir: string): number[] {
-  return readOr(join(dir, 'cgroup.procs'), '')
-    .split(/\s+/)
-    .filter(Boolean)
-    .map(Number);
+  return readOr(join(dir, 'cgroup.procs'), '').split(/\s+/).filter(Boolean).map(Number);
 }
 
 function subCgroups(dir: string): number {

@@ -43,7 +43,10 @@ export function parseV1Limit(text: string, file = 'file'): Limit {
 /** A flat-keyed file whose values may pass 2^53 (v1 memory.stat): those stay exact, as bigints. */
 export function parseFlatKeyedExact(text: string, file = 'file'): Record<string, number | bigint> {
   const out: Record<string, number | bigint> = {};
-  for (const line of text.split('\n').map((l) => l.trim()).filter(Boolean)) {
+  for (const line of text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const m = /^(\S+)\s+(\d+)$/.exec(line);
     if (!m) throw new TsrunError('ERR_CGROUP', `parse ${file}: not "key value": ${JSON.stringify(line)}`, { path: file });
     const n = Number(m[2]);
@@ -55,7 +58,10 @@ export function parseFlatKeyedExact(text: string, file = 'file'): Record<string,
 /** blkio.*_recursive: "MAJ:MIN Read|Write|Sync|Async|Discard|Total N" lines, then "Total N". */
 export function parseBlkioRecursive(text: string, file = 'file'): Map<string, { Read: number; Write: number; Discard: number }> {
   const out = new Map<string, { Read: number; Write: number; Discard: number }>();
-  for (const line of text.split('\n').map((l) => l.trim()).filter(Boolean)) {
+  for (const line of text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const f = line.split(/\s+/);
     if (f.length === 2 && f[0] === 'Total') continue;
     const m = f.length === 3 ? /^(\d+):(\d+)$/.exec(f[0]!) : null;
@@ -130,7 +136,16 @@ export function readV1Stats(dirs: string[]): CgroupStats {
     const [major, minor] = key.split(':').map(Number) as [number, number];
     const b = bytes?.get(key);
     const n = ios?.get(key);
-    io.push({ major, minor, rbytes: b?.Read ?? 0, wbytes: b?.Write ?? 0, rios: n?.Read ?? 0, wios: n?.Write ?? 0, dbytes: b?.Discard ?? 0, dios: n?.Discard ?? 0 });
+    io.push({
+      major,
+      minor,
+      rbytes: b?.Read ?? 0,
+      wbytes: b?.Write ?? 0,
+      rios: n?.Read ?? 0,
+      wios: n?.Write ?? 0,
+      dbytes: b?.Discard ?? 0,
+      dios: n?.Discard ?? 0,
+    });
   }
 
   const out: CgroupStats = {};

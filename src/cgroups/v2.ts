@@ -47,7 +47,9 @@ export class CgroupV2 {
 
   readList(rel: string, file: string): string[] {
     try {
-      return readFileSync(join(this.path(rel), file), 'utf8').split(/\s+/).filter(Boolean);
+      return readFileSync(join(this.path(rel), file), 'utf8')
+        .split(/\s+/)
+        .filter(Boolean);
     } catch {
       return [];
     }
@@ -96,7 +98,9 @@ export class CgroupV2 {
       for (const p of this.readList(r, 'cgroup.procs')) out.push(Number(p));
       let entries: string[] = [];
       try {
-        entries = readdirSync(this.path(r), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+        entries = readdirSync(this.path(r), { withFileTypes: true })
+          .filter((d) => d.isDirectory())
+          .map((d) => d.name);
       } catch {
         return;
       }
@@ -163,7 +167,9 @@ export class CgroupV2 {
     const rm = (d: string) => {
       let kids: string[] = [];
       try {
-        kids = readdirSync(d, { withFileTypes: true }).filter((x) => x.isDirectory()).map((x) => x.name);
+        kids = readdirSync(d, { withFileTypes: true })
+          .filter((x) => x.isDirectory())
+          .map((x) => x.name);
       } catch (e) {
         if (isErrno(e, 'ENOENT')) return;
       }

@@ -83,7 +83,10 @@ export function resolveRecord(store: ImageStore, rec: TagRecord): ResolvedImage 
   const manifest = parsed.manifest;
   const config = parseImageConfig(store.readBlob(manifest.config.digest, MAX_JSON_BLOB), `image config ${manifest.config.digest}`);
   if (config.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw new TsrunError('ERR_INVALID_ARGUMENT', `image ${digest}: ${manifest.layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids in its config`);
+    throw new TsrunError(
+      'ERR_INVALID_ARGUMENT',
+      `image ${digest}: ${manifest.layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids in its config`,
+    );
   }
   const r: ResolvedImage = {
     rootDigest: rec.digest,

@@ -140,7 +140,8 @@ const SHA256_RE = /^sha256:[a-f0-9]{64}$/;
 export function checkDigest(d: unknown, what: string): string {
   if (typeof d !== 'string') throw bad(what, 'digest is missing or not a string');
   if (!SHA256_RE.test(d)) {
-    if (/^(sha384|sha512):/.test(d)) throw new TsrunError('ERR_UNSUPPORTED', `${what}: digest algorithm of "${d}" is not supported (tsrun stores sha256 content only)`);
+    if (/^(sha384|sha512):/.test(d))
+      throw new TsrunError('ERR_UNSUPPORTED', `${what}: digest algorithm of "${d}" is not supported (tsrun stores sha256 content only)`);
     throw bad(what, `malformed digest "${d.length > 100 ? `${d.slice(0, 100)}…` : d}" (expected sha256:<64 lowercase hex>)`);
   }
   return d;

@@ -272,14 +272,19 @@ interface Ctx {
  */
 export async function pullImage(store: ImageStore, ref: string | ImageReference, opts: PullOptions = {}): Promise<PullResult> {
   const r = typeof ref === 'string' ? parseReference(ref) : ref;
-  const want = opts.platform === undefined ? hostPlatform() : typeof opts.platform === 'string' ? parsePlatform(opts.platform) : normalizePlatform(opts.platform);
+  const want =
+    opts.platform === undefined ? hostPlatform() : typeof opts.platform === 'string' ? parsePlatform(opts.platform) : normalizePlatform(opts.platform);
   if (r.digest !== undefined && !r.digest.startsWith('sha256:')) {
     throw new TsrunError('ERR_UNSUPPORTED', `cannot pull ${r.canonical}: tsrun's store holds sha256 content only`);
   }
   store.init();
   const creds = opts.credentials ? { credentials: opts.credentials } : lookupCredentials(r.domain, { ...opts.credentialOptions, imageRoot: store.layout.root });
   const insecure = (opts.insecureRegistries ?? []).some((h) => {
-    const k = h.trim().toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+    const k = h
+      .trim()
+      .toLowerCase()
+      .replace(/^[a-z]+:\/\//, '')
+      .replace(/\/.*$/, '');
     return k === r.domain.toLowerCase() || k === r.registryHost.toLowerCase();
   });
   const client = new RegistryClient(r, {
@@ -299,7 +304,13 @@ export async function pullImage(store: ImageStore, ref: string | ImageReference,
     }
   };
   try {
-    return await pull({ store, client, ref: r, emit, signal, layerAttempts: opts.layerAttempts ?? DEFAULT_LAYER_ATTEMPTS, layerCount: 0 }, want, opts.platform !== undefined, opts.concurrency ?? DEFAULT_CONCURRENCY, () => controller.abort(new TsrunError('ERR_INVALID_STATE', 'cancelled: another layer failed')));
+    return await pull(
+      { store, client, ref: r, emit, signal, layerAttempts: opts.layerAttempts ?? DEFAULT_LAYER_ATTEMPTS, layerCount: 0 },
+      want,
+      opts.platform !== undefined,
+      opts.concurrency ?? DEFAULT_CONCURRENCY,
+      () => controller.abort(new TsrunError('ERR_INVALID_STATE', 'cancelled: another layer failed')),
+    );
   } catch (e) {
     throw wrap(e, `pull ${r.canonical}`);
   } finally {
@@ -349,7 +360,8 @@ async function pull(ctx: Ctx, want: Platform, explicitPlatform: boolean, concurr
       throw new TsrunError('ERR_DIGEST_MISMATCH', `manifest ${desc.digest} is ${manifestDoc.bytes.length} bytes, the index says ${desc.size}`);
     }
     const p = parseManifest(manifestDoc.bytes, desc.mediaType, `manifest ${desc.digest} (${platform})`);
-    if (p.kind !== 'manifest') throw new TsrunError('ERR_UNSUPPORTED', `manifest ${desc.digest} for ${platform} is itself an index: nested indexes are not supported`);
+    if (p.kind !== 'manifest')
+      throw new TsrunError('ERR_UNSUPPORTED', `manifest ${desc.digest} for ${platform} is itself an index: nested indexes are not supported`);
     manifest = p.manifest;
     toStore.push(manifestDoc, top);
   } else {
@@ -366,10 +378,14 @@ async function pull(ctx: Ctx, want: Platform, explicitPlatform: boolean, concurr
     : await client.getBlobBytes(cd.digest, { size: cd.size, maxSize: MAX_CONFIG_BYTES, signal }).catch((e: unknown) => {
         throw wrap(e, `config blob ${cd.digest}`);
       });
-  if (configBytes.length !== cd.size) throw new TsrunError('ERR_DIGEST_MISMATCH', `config blob ${cd.digest} is ${configBytes.length} bytes, the manifest says ${cd.size}`);
+  if (configBytes.length !== cd.size)
+    throw new TsrunError('ERR_DIGEST_MISMATCH', `config blob ${cd.digest} is ${configBytes.length} bytes, the manifest says ${cd.size}`);
   const config = parseImageConfig(configBytes, `image config ${cd.digest}`);
   if (config.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw new TsrunError('ERR_INVALID_ARGUMENT', `image config ${cd.digest} lists ${config.rootfs.diff_ids.length} diff_ids for the manifest's ${manifest.layers.length} layers`);
+    throw new TsrunError(
+      'ERR_INVALID_ARGUMENT',
+      `image config ${cd.digest} lists ${config.rootfs.diff_ids.length} diff_ids for the manifest's ${manifest.layers.length} layers`,
+    );
   }
   const cfgPlatform: Platform = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
   if (!platformMatches(want, cfgPlatform)) {
@@ -381,7 +397,13 @@ async function pull(ctx: Ctx, want: Platform, explicitPlatform: boolean, concurr
   }
 
   // ---- 3. the layers ----
-  const layers: PullLayerInfo[] = manifest.layers.map((l, index) => ({ index, digest: l.digest, diffId: config.rootfs.diff_ids[index]!, size: l.size, mediaType: l.mediaType }));
+  const layers: PullLayerInfo[] = manifest.layers.map((l, index) => ({
+    index,
+    digest: l.digest,
+    diffId: config.rootfs.diff_ids[index]!,
+    size: l.size,
+    mediaType: l.mediaType,
+  }));
   ctx.layerCount = layers.length;
   emit({ type: 'resolved', ref: ref.canonical, digest: top.digest, manifestDigest: manifestDoc.digest, ...(platform ? { platform } : {}), layers });
   const unique = new Map<string, PullLayerInfo>();

@@ -35,9 +35,13 @@ export function overlayOptions(lowers: string[], upper: string, work: string): s
   const lowerdir = [...lowers].reverse().map(escapeOverlayPath).join(':');
   const data = `lowerdir=${lowerdir},upperdir=${escapeOverlayPath(upper)},workdir=${escapeOverlayPath(work)}`;
   if (data.length > MOUNT_DATA_MAX) {
-    throw new TsrunError('ERR_UNSUPPORTED', `the image has ${lowers.length} layers: their overlay mount options (${data.length} bytes) exceed the kernel's ${MOUNT_DATA_MAX}-byte limit`, {
-      hint: 'squash the image into fewer layers (about 230 fit)',
-    });
+    throw new TsrunError(
+      'ERR_UNSUPPORTED',
+      `the image has ${lowers.length} layers: their overlay mount options (${data.length} bytes) exceed the kernel's ${MOUNT_DATA_MAX}-byte limit`,
+      {
+        hint: 'squash the image into fewer layers (about 230 fit)',
+      },
+    );
   }
   return data;
 }
@@ -61,7 +65,11 @@ export function mountRootfs(store: ImageStore, id: string, diffIds: string[]): C
   // The kernel resolves these magic links while mounting, in this process: fds suffice.
   const fds = diffIds.map((d) => openSync(store.layout.layerRoot(d), constants.O_RDONLY | constants.O_DIRECTORY));
   try {
-    const data = overlayOptions(fds.map((fd) => `/proc/self/fd/${fd}`), r.upper, r.work);
+    const data = overlayOptions(
+      fds.map((fd) => `/proc/self/fd/${fd}`),
+      r.upper,
+      r.work,
+    );
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     for (const d of [r.upper, r.work, r.merged]) mkdirSync(d, { recursive: true, mode: 0o755 });
     try {

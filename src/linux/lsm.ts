@@ -35,13 +35,22 @@ export function lsmSteps(p: Process, support: LsmSupport): PlanStep[] {
         hint: 'remove process.apparmorProfile, or boot with AppArmor enabled (apparmor=1 security=apparmor) and load the profile',
       });
     }
-    out.push({ op: 'LSM_EXEC', syscall: 'write(attr/apparmor/exec)', target: p.apparmorProfile, fields: [F.int(LSM_APPARMOR), F.str(`exec ${p.apparmorProfile}`)] });
+    out.push({
+      op: 'LSM_EXEC',
+      syscall: 'write(attr/apparmor/exec)',
+      target: p.apparmorProfile,
+      fields: [F.int(LSM_APPARMOR), F.str(`exec ${p.apparmorProfile}`)],
+    });
   }
   if (p.selinuxLabel) {
     if (!support.selinux) {
-      throw new TsrunError('ERR_UNSUPPORTED', `selinux label "${p.selinuxLabel}" is specified in config, but SELinux is disabled or not supported on this host`, {
-        hint: 'remove process.selinuxLabel, or run on a host with SELinux enabled',
-      });
+      throw new TsrunError(
+        'ERR_UNSUPPORTED',
+        `selinux label "${p.selinuxLabel}" is specified in config, but SELinux is disabled or not supported on this host`,
+        {
+          hint: 'remove process.selinuxLabel, or run on a host with SELinux enabled',
+        },
+      );
     }
     out.push({ op: 'LSM_EXEC', syscall: 'write(attr/exec)', target: p.selinuxLabel, fields: [F.int(LSM_SELINUX), F.str(p.selinuxLabel)] });
   }

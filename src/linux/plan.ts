@@ -155,15 +155,7 @@ function deviceSteps(devices: Device[]): PlanStep[] {
     step(
       'MKNOD',
       'mknodat',
-      [
-        F.int(deviceMode(d)),
-        F.int(d.major ?? 0),
-        F.int(d.minor ?? 0),
-        F.int(d.uid ?? 0),
-        F.int(d.gid ?? 0),
-        F.str(rel(d.path)),
-        F.str(d.path),
-      ],
+      [F.int(deviceMode(d)), F.int(d.major ?? 0), F.int(d.minor ?? 0), F.int(d.uid ?? 0), F.int(d.gid ?? 0), F.str(rel(d.path)), F.str(d.path)],
       d.path,
     ),
   );
@@ -248,7 +240,10 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
   // An omitted type is inherited (runtime-spec), except mount: the rootfs would be set up,
   // and pivot_root done, in the runtime's own mount namespace. A joined one is used as is.
   if (!listed.has('mount')) {
-    throw invalidConfig('linux.namespaces', 'must include a mount namespace (new, or joined by path): without one the rootfs would be set up in the runtime\'s own');
+    throw invalidConfig(
+      'linux.namespaces',
+      "must include a mount namespace (new, or joined by path): without one the rootfs would be set up in the runtime's own",
+    );
   }
   const out: PlanStep[] = [step('DUMPABLE', 'prctl(PR_SET_DUMPABLE)', [F.int(0)])];
 
@@ -298,7 +293,13 @@ export function buildInitPlan(spec: Spec, inputs: InitInputs): PlanStep[] {
     }
   });
   if (!hasMount(spec, '/dev/pts') && p.terminal) {
-    out.push(...mountSteps({ destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] }, mounts.length, inputs));
+    out.push(
+      ...mountSteps(
+        { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
+        mounts.length,
+        inputs,
+      ),
+    );
   }
   out.push(step('MKDIR', 'mkdirat', [F.int(0o755), F.str(rel(p.cwd) || '.')], p.cwd));
   for (const h of inputs.hookPoints) out.push(step('HOOK', 'hook', [F.int(HOOK_ID[h])], h));

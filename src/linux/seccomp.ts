@@ -89,13 +89,7 @@ const FLAGS: Readonly<Record<string, number | { refuse: string }>> = {
 export function compileSeccomp(profile: Seccomp): CompiledSeccomp {
   const k = seccompConstants();
 
-  const defaultAction = actionValue(
-    k,
-    profile.defaultAction,
-    profile.defaultErrnoRet,
-    `${FIELD}.defaultAction`,
-    `${FIELD}.defaultErrnoRet`,
-  );
+  const defaultAction = actionValue(k, profile.defaultAction, profile.defaultErrnoRet, `${FIELD}.defaultAction`, `${FIELD}.defaultErrnoRet`);
 
   const arches: string[] = [];
   (profile.architectures ?? []).forEach((name, i) => {
@@ -155,21 +149,12 @@ export function compileSeccomp(profile: Seccomp): CompiledSeccomp {
 
   const insns = out.bpf.length / BPF_INSN_SIZE;
   if (insns > BPF_MAXINSNS) {
-    throw new TsrunError(
-      'ERR_INVALID_CONFIG',
-      `"${FIELD}" compiles to ${insns} BPF instructions; the kernel accepts at most ${BPF_MAXINSNS}`,
-    );
+    throw new TsrunError('ERR_INVALID_CONFIG', `"${FIELD}" compiles to ${insns} BPF instructions; the kernel accepts at most ${BPF_MAXINSNS}`);
   }
   return { bpf: out.bpf, flags, skipped: out.skipped };
 }
 
-function actionValue(
-  k: SeccompConstants,
-  action: unknown,
-  errnoRet: number | undefined,
-  field: string,
-  errnoField: string,
-): number {
+function actionValue(k: SeccompConstants, action: unknown, errnoRet: number | undefined, field: string, errnoField: string): number {
   const errnoOrDefault = (): number => {
     if (errnoRet === undefined) return EPERM;
     if (!Number.isInteger(errnoRet) || errnoRet < 0 || errnoRet > 0xffff) {

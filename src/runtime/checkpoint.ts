@@ -272,7 +272,11 @@ export function criuLogErrors(text: string, max = 12): string[] {
   lines.forEach((l, i) => {
     if (/Error|error \(/.test(l)) for (let j = Math.max(0, i - 1); j <= i; j++) picked.add(j);
   });
-  return [...picked].sort((x, y) => x - y).slice(-max).map((i) => lines[i]!.trim()).filter(Boolean);
+  return [...picked]
+    .sort((x, y) => x - y)
+    .slice(-max)
+    .map((i) => lines[i]!.trim())
+    .filter(Boolean);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -281,7 +285,10 @@ export function criuLogErrors(text: string, max = 12): string[] {
 /** The criu binary: --criu, else the first `criu` on PATH (Podman may give no PATH at all). */
 export function findCriu(explicit: string | undefined): string {
   if (explicit) {
-    if (!existsSync(explicit)) throw new TsrunError('ERR_UNSUPPORTED', `criu binary "${explicit}" (--criu) does not exist`, { hint: 'install criu (Debian: apt-get install criu) or fix --criu' });
+    if (!existsSync(explicit))
+      throw new TsrunError('ERR_UNSUPPORTED', `criu binary "${explicit}" (--criu) does not exist`, {
+        hint: 'install criu (Debian: apt-get install criu) or fix --criu',
+      });
     return explicit;
   }
   for (const dir of `${process.env.PATH || DEFAULT_PATH}${delimiter}${DEFAULT_PATH}`.split(delimiter)) {
@@ -364,7 +371,11 @@ function descriptorsOf(pid: number): string[] {
 function externalStdio(pid: number): StdioFile[] {
   let mountIds: Set<string>;
   try {
-    mountIds = new Set(readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').map((l) => l.split(' ')[0]!));
+    mountIds = new Set(
+      readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+        .split('\n')
+        .map((l) => l.split(' ')[0]!),
+    );
   } catch (e) {
     throw wrap(e, `read /proc/${pid}/mountinfo`);
   }
@@ -444,11 +455,21 @@ export async function checkpointContainer(ctx: RuntimeContext, o: CheckpointOpti
     const externalFiles = externalStdio(rec.pid);
     const args = criuDumpArgs(
       { ...o, imagePath, workPath },
-      { pid: rec.pid, rootfs: rec.rootfs, cgroupDir, external: externalMounts(rec.config, rec.bundle, cgroupDir), externalNs, externalFiles: externalFiles.map((f) => f.key) },
+      {
+        pid: rec.pid,
+        rootfs: rec.rootfs,
+        cgroupDir,
+        external: externalMounts(rec.config, rec.bundle, cgroupDir),
+        externalNs,
+        externalFiles: externalFiles.map((f) => f.key),
+      },
       logFile,
     );
     if (!o.preDump) {
-      for (const [name, data] of [[DESCRIPTORS, descriptorsOf(rec.pid)], [EXTERNAL_FILES, externalFiles]] as const) {
+      for (const [name, data] of [
+        [DESCRIPTORS, descriptorsOf(rec.pid)],
+        [EXTERNAL_FILES, externalFiles],
+      ] as const) {
         try {
           writeFileSync(join(imagePath, name), JSON.stringify(data), { mode: 0o600 });
         } catch (e) {
@@ -457,7 +478,13 @@ export async function checkpointContainer(ctx: RuntimeContext, o: CheckpointOpti
       }
     }
     ctx.log.debug(`checkpoint: ${criu} ${args.join(' ')}`);
-    await runCriu(criu, args, ['ignore', 'pipe', 'pipe'], join(workPath ?? imagePath, logFile), `checkpoint of container ${o.id}${o.preDump ? ' (pre-dump)' : ''}`);
+    await runCriu(
+      criu,
+      args,
+      ['ignore', 'pipe', 'pipe'],
+      join(workPath ?? imagePath, logFile),
+      `checkpoint of container ${o.id}${o.preDump ? ' (pre-dump)' : ''}`,
+    );
     if (o.preDump || o.leaveRunning) return;
     // criu killed the tree after dumping it; the container is now stopped, its record kept
     // (and marked) until delete, or a restore of the same id.
@@ -503,13 +530,16 @@ function readDescriptors(imagePath: string): string[] {
 
 function readExternalFiles(imagePath: string): StdioFile[] {
   return readJsonArray(imagePath, EXTERNAL_FILES).filter(
-    (x): x is StdioFile => typeof (x as StdioFile)?.fd === 'number' && typeof (x as StdioFile)?.key === 'string' && /^file\[[0-9a-f]+:[0-9a-f]+\]$/.test((x as StdioFile).key),
+    (x): x is StdioFile =>
+      typeof (x as StdioFile)?.fd === 'number' && typeof (x as StdioFile)?.key === 'string' && /^file\[[0-9a-f]+:[0-9a-f]+\]$/.test((x as StdioFile).key),
   );
 }
 
 function inCgroup(pid: number, rel: string): boolean {
   try {
-    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
     const path = line?.slice(3) ?? '';
     return path === `/${rel}` || path.startsWith(`/${rel}/`);
   } catch {
@@ -521,7 +551,9 @@ export async function restoreContainer(ctx: RuntimeContext, o: RestoreOptions): 
   const criu = findCriu(o.criu);
   const imagePath = resolve(o.imagePath);
   if (!existsSync(join(imagePath, 'inventory.img'))) {
-    throw new TsrunError('ERR_INVALID_ARGUMENT', `no checkpoint in "${imagePath}": inventory.img is missing`, { hint: 'pass the --image-path that `checkpoint` wrote' });
+    throw new TsrunError('ERR_INVALID_ARGUMENT', `no checkpoint in "${imagePath}": inventory.img is missing`, {
+      hint: 'pass the --image-path that `checkpoint` wrote',
+    });
   }
   const workPath = o.workPath ? resolve(o.workPath) : undefined;
   if (workPath) mkdirOk(workPath, 'restore work directory');
@@ -570,7 +602,9 @@ export async function restoreContainer(ctx: RuntimeContext, o: RestoreOptions): 
     const manager = ctx.cgroup ? new CgroupManager(ctx.cgroup) : null;
     if (manager) manager.check(resources);
     else if (requiredControllers(resources).size) {
-      throw new TsrunError('ERR_CGROUP', 'cannot apply linux.resources: no cgroup v2 hierarchy is mounted', { hint: 'mount cgroup2, or run without resource limits' });
+      throw new TsrunError('ERR_CGROUP', 'cannot apply linux.resources: no cgroup v2 hierarchy is mounted', {
+        hint: 'mount cgroup2, or run without resource limits',
+      });
     }
     const record: ContainerRecord = {
       id: o.id,
@@ -618,7 +652,9 @@ export async function restoreContainer(ctx: RuntimeContext, o: RestoreOptions): 
     } else {
       ctx.store.write(record);
       if (deviceRules(resources?.devices, spec.linux?.devices)) {
-        throw new TsrunError('ERR_CGROUP', 'cannot apply linux.resources.devices: no cgroup v2 hierarchy to attach the device filter to', { hint: 'mount cgroup2, or remove the device rules' });
+        throw new TsrunError('ERR_CGROUP', 'cannot apply linux.resources.devices: no cgroup v2 hierarchy to attach the device filter to', {
+          hint: 'mount cgroup2, or remove the device rules',
+        });
       }
     }
 
@@ -647,7 +683,16 @@ export async function restoreContainer(ctx: RuntimeContext, o: RestoreOptions): 
     const logFile = 'restore.log';
     const args = criuRestoreArgs(
       { ...o, imagePath, workPath },
-      { root: criuRoot, pidFile, cgroupPath, external: externalMounts(spec, bundle, cgroupDir), descriptors: readDescriptors(imagePath), inheritNs, joinNs, externalFiles: readExternalFiles(imagePath) },
+      {
+        root: criuRoot,
+        pidFile,
+        cgroupPath,
+        external: externalMounts(spec, bundle, cgroupDir),
+        descriptors: readDescriptors(imagePath),
+        inheritNs,
+        joinNs,
+        externalFiles: readExternalFiles(imagePath),
+      },
       logFile,
     );
     ctx.log.debug(`restore: ${criu} ${args.join(' ')}`);
@@ -660,7 +705,10 @@ export async function restoreContainer(ctx: RuntimeContext, o: RestoreOptions): 
       throw wrap(e, `read the restored init's pid from ${pidFile}`);
     }
     const startTime = procStartTime(pid);
-    if (!pid || !startTime) throw new TsrunError('ERR_CHILD_FAILED', `restore of container ${o.id}: the restored init (pid ${pid}) is not running`, { hint: `see ${join(workPath ?? imagePath, logFile)}` });
+    if (!pid || !startTime)
+      throw new TsrunError('ERR_CHILD_FAILED', `restore of container ${o.id}: the restored init (pid ${pid}) is not running`, {
+        hint: `see ${join(workPath ?? imagePath, logFile)}`,
+      });
     undo.onFail(() => {
       if (ctx.cgroup && cgroupPath && record.cgroupCreated) ctx.cgroup.killAll(cgroupPath, 9);
       else if (isAlive(pid, startTime)) process.kill(pid, 'SIGKILL');

@@ -142,4 +142,3 @@ export function signalContainerProcesses(ctx: RuntimeContext, rec: ContainerReco
     native.close(init);
   }
 }
-

@@ -63,7 +63,6 @@ export function ociState(rec: ContainerRecord, status: OciState['status']): OciS
   return s;
 }
 
-
 function openNamespaceJoins(spec: Spec, undo: Undo): NsJoin[] {
   return (spec.linux?.namespaces ?? [])
     .filter((n) => n.path)
@@ -122,7 +121,8 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
   checkMountLabel(spec.linux?.mountLabel, lsm);
   const dropped = ambientDropped(spec.process!);
   // For uid 0 ambient caps change nothing (exec grants root the bounding set): no noise.
-  if (dropped.length && spec.process!.user.uid !== 0) ctx.log.warn(`ambient capabilities ${dropped.join(', ')} are not also permitted and inheritable: not raised`);
+  if (dropped.length && spec.process!.user.uid !== 0)
+    ctx.log.warn(`ambient capabilities ${dropped.join(', ')} are not also permitted and inheritable: not raised`);
   const release = ctx.store.lock(o.id);
   const undo = new Undo();
   let session: SpawnSession | undefined;
@@ -300,7 +300,12 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
     err.cleanupErrors.push(...undo.rollback());
     // runtime-spec lifecycle step 12: once creation hooks have run, poststop runs on failure too.
     if (hooksRan && spec.hooks?.poststop?.length) {
-      await runHooks('poststop', spec.hooks.poststop, { ociVersion: OCI_VERSION, id: o.id, status: 'stopped', pid: 0, bundle }, { cwd: bundle, onWarning: (m) => ctx.log.warn(m) });
+      await runHooks(
+        'poststop',
+        spec.hooks.poststop,
+        { ociVersion: OCI_VERSION, id: o.id, status: 'stopped', pid: 0, bundle },
+        { cwd: bundle, onWarning: (m) => ctx.log.warn(m) },
+      );
     }
     throw err;
   } finally {

@@ -66,12 +66,7 @@ export function hookEnv(hook: Hook): Record<string, string> {
  * and later hooks do not run; for poststart/poststop each failure goes to
  * onWarning and the next hook runs.
  */
-export async function runHooks(
-  kind: HookName,
-  hooks: Hook[] | undefined,
-  state: OciState,
-  opts: RunHooksOptions = {},
-): Promise<void> {
+export async function runHooks(kind: HookName, hooks: Hook[] | undefined, state: OciState, opts: RunHooksOptions = {}): Promise<void> {
   if (hooks === undefined || hooks.length === 0) return;
   // Loaded on demand: most runtime invocations run no hook, and the module costs start-up time.
   const { spawn } = lazyRequire<typeof import('node:child_process')>('node:child_process');
@@ -102,7 +97,14 @@ function spawnError(label: string, hook: Hook, err: NodeJS.ErrnoException): Tsru
   return new TsrunError('ERR_HOOK_FAILED', `${label}: cannot run: ${why}`, opts);
 }
 
-function runHook(spawn: typeof import('node:child_process').spawn, kind: HookName, index: number, hook: Hook, input: string, cwd: string | undefined): Promise<void> {
+function runHook(
+  spawn: typeof import('node:child_process').spawn,
+  kind: HookName,
+  index: number,
+  hook: Hook,
+  input: string,
+  cwd: string | undefined,
+): Promise<void> {
   const label = `hook "${kind}" ${hook.path}`;
   const timeout = hook.timeout;
   if (timeout !== undefined && !(Number.isFinite(timeout) && timeout > 0)) {

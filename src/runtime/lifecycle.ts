@@ -52,7 +52,10 @@ export async function startContainer(ctx: RuntimeContext, id: string): Promise<v
     rec = ctx.store.read(id);
     const status = statusOf(ctx, rec);
     if (status !== 'created') {
-      throw new TsrunError('ERR_INVALID_STATE', status === 'stopped' ? 'cannot start a container that has stopped' : `cannot start an already ${status} container`);
+      throw new TsrunError(
+        'ERR_INVALID_STATE',
+        status === 'stopped' ? 'cannot start a container that has stopped' : `cannot start an already ${status} container`,
+      );
     }
     // startContainer hooks: in the container, after `start` was called, before the program.
     const hooks = rec.config.hooks?.startContainer;

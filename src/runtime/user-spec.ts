@@ -16,8 +16,7 @@ const USER_RE = /^(\d{1,10})(?::(\d{1,10}))?$/;
 
 export function parseUserSpec(s: string): UserSpec {
   const m = USER_RE.exec(s);
-  const bad = (): TsrunError =>
-    new TsrunError('ERR_INVALID_ARGUMENT', `invalid user "${s}": must be UID or UID:GID, each a number 0..${MAX_ID}`);
+  const bad = (): TsrunError => new TsrunError('ERR_INVALID_ARGUMENT', `invalid user "${s}": must be UID or UID:GID, each a number 0..${MAX_ID}`);
   if (m === null || m[1] === undefined) throw bad();
   const uid = Number(m[1]);
   if (uid > MAX_ID) throw bad();

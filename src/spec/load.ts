@@ -71,8 +71,15 @@ const PROCESS = obj(
 const RESOURCES = obj({
   devices: arr(obj({ allow: B, type: S, major: I, minor: I, access: S }, 'allow')),
   memory: obj({
-    limit: I, reservation: I, swap: I, kernel: I, kernelTCP: I, swappiness: I,
-    disableOOMKiller: B, useHierarchy: B, checkBeforeUpdate: B,
+    limit: I,
+    reservation: I,
+    swap: I,
+    kernel: I,
+    kernelTCP: I,
+    swappiness: I,
+    disableOOMKiller: B,
+    useHierarchy: B,
+    checkBeforeUpdate: B,
   }),
   cpu: obj({ shares: I, quota: I, burst: I, period: I, realtimeRuntime: I, realtimePeriod: I, cpus: S, mems: S, idle: I }),
   pids: obj({ limit: I }, 'limit'),
@@ -100,11 +107,7 @@ const SECCOMP = obj(
     listenerPath: S,
     listenerMetadata: S,
     syscalls: arr(
-      obj(
-        { names: arr(S), action: S, errnoRet: I, args: arr(obj({ index: I, value: I, valueTwo: I, op: S }, 'index', 'value', 'op')) },
-        'names',
-        'action',
-      ),
+      obj({ names: arr(S), action: S, errnoRet: I, args: arr(obj({ index: I, value: I, valueTwo: I, op: S }, 'index', 'value', 'op')) }, 'names', 'action'),
     ),
   },
   'defaultAction',
@@ -137,9 +140,7 @@ const SPEC = obj(
     root: obj({ path: S, readonly: B }, 'path'),
     hostname: S,
     domainname: S,
-    mounts: arr(
-      obj({ destination: S, type: S, source: S, options: arr(S), uidMappings: arr(ID_MAPPING), gidMappings: arr(ID_MAPPING) }, 'destination'),
-    ),
+    mounts: arr(obj({ destination: S, type: S, source: S, options: arr(S), uidMappings: arr(ID_MAPPING), gidMappings: arr(ID_MAPPING) }, 'destination')),
     hooks: obj(Object.fromEntries(HOOK_NAMES.map((h) => [h, arr(HOOK)]))),
     annotations: map(S),
     linux: LINUX,

@@ -16,7 +16,16 @@ const HOOKS: readonly HookName[] = ['prestart', 'createRuntime', 'createContaine
 const PROPAGATIONS = ['shared', 'slave', 'private', 'unbindable', 'rshared', 'rslave', 'rprivate', 'runbindable'];
 const SECCOMP_ACTIONS = ['KILL', 'KILL_PROCESS', 'KILL_THREAD', 'TRAP', 'ERRNO', 'TRACE', 'ALLOW', 'LOG', 'NOTIFY'].map((a) => `SCMP_ACT_${a}`);
 const SECCOMP_OPS = ['NE', 'LT', 'LE', 'EQ', 'GE', 'GT', 'MASKED_EQ'].map((o) => `SCMP_CMP_${o}`);
-const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+const IPC_SYSCTLS = new Set([
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
+  'kernel.shm_rmid_forced',
+]);
 /** The namespace a sysctl key belongs to, or undefined for a key that is not namespaced. */
 export function sysctlNamespace(key: string): 'ipc' | 'network' | 'uts' | undefined {
   if (IPC_SYSCTLS.has(key) || key.startsWith('fs.mqueue.')) return 'ipc';
@@ -150,13 +159,15 @@ function validateLinux(spec: Spec, linux: Linux): void {
     if (!ns.has(needs)) configError(`sysctl "${key}" requires ${needs === 'ipc' ? 'an' : 'a'} ${needs} namespace`);
   }
 
-  for (const f of ['maskedPaths', 'readonlyPaths'] as const) (linux[f] ?? []).forEach((p, i) => {
-    absolute(p, `linux.${f}[${i}]`);
-  });
+  for (const f of ['maskedPaths', 'readonlyPaths'] as const)
+    (linux[f] ?? []).forEach((p, i) => {
+      absolute(p, `linux.${f}[${i}]`);
+    });
 
   (linux.devices ?? []).forEach((d, i) => {
     const f = `linux.devices[${i}]`;
-    if (typeof d.path !== 'string' || hasDotDot(d.path) || !/^\/dev\/[^/]/.test(posix.normalize(d.path))) fail(`${f}.path`, 'must be an absolute path under /dev/');
+    if (typeof d.path !== 'string' || hasDotDot(d.path) || !/^\/dev\/[^/]/.test(posix.normalize(d.path)))
+      fail(`${f}.path`, 'must be an absolute path under /dev/');
     oneOf(d.type, `${f}.type`, ['c', 'b', 'u', 'p']);
     for (const k of ['major', 'minor'] as const) {
       if (d.type !== 'p' && d[k] === undefined) fail(`${f}.${k}`, `is required for type "${d.type}"`);

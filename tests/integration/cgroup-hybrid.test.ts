@@ -5,7 +5,19 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBaseBundle, cleanupAll, leftoversFor, makeBundle, oci, ociSkipReason, removeScratch, show, until, v2Mount, type BaseBundle } from './helpers/bundle.js';
+import {
+  buildBaseBundle,
+  cleanupAll,
+  leftoversFor,
+  makeBundle,
+  oci,
+  ociSkipReason,
+  removeScratch,
+  show,
+  until,
+  v2Mount,
+  type BaseBundle,
+} from './helpers/bundle.js';
 
 function hybridSkipReason(): string | null {
   const base = ociSkipReason();
@@ -67,10 +79,14 @@ describe.skipIf(!!skip)('cgroups on a hybrid host', () => {
 
   it('runs a container without limits in a v2 cgroup: pause, resume and kill --all work', async () => {
     const c = id('free');
-    const b = makeBundle(base, (s) => {
-      s.process.args = ['/bin/sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done'];
-      s.root.readonly = false;
-    }, { copyRootfs: true });
+    const b = makeBundle(
+      base,
+      (s) => {
+        s.process.args = ['/bin/sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done'];
+        s.root.readonly = false;
+      },
+      { copyRootfs: true },
+    );
     const r = await oci(root, ['run', '-d', '--bundle', b, c]);
     expect(r.code, show(r)).toBe(0);
     const st = JSON.parse((await oci(root, ['state', c])).stdout);

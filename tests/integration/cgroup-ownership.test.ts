@@ -54,7 +54,7 @@ const v1Mounts = (): string[] =>
     .filter((l) => l.includes(' - cgroup '))
     .map((l) => l.split(' ')[4]!);
 
-describe.skipIf(!!skip)('cgroup ownership: delete and kill --all touch only what is the container\'s', () => {
+describe.skipIf(!!skip)("cgroup ownership: delete and kill --all touch only what is the container's", () => {
   let base: BaseBundle;
   let root: string;
   let v2: string;
@@ -71,7 +71,10 @@ describe.skipIf(!!skip)('cgroup ownership: delete and kill --all touch only what
   const cgDir = (rel: string) => join(v2, rel);
   const procsOf = (rel: string): number[] => {
     try {
-      return readFileSync(join(cgDir(rel), 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+      return readFileSync(join(cgDir(rel), 'cgroup.procs'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
     } catch {
       return [];
     }

@@ -46,13 +46,17 @@ describe.skipIf(skip !== null)('checkpoint / restore refusals (no working criu n
       s.process.args = ['/bin/sleep', '300'];
     });
 
-  it('a checkpoint criu cannot make fails with criu\'s reason, and the container keeps running', async () => {
+  it("a checkpoint criu cannot make fails with criu's reason, and the container keeps running", async () => {
     const c = id('fail');
     expect((await oci(root, ['run', '-d', '--bundle', sleeper(), c])).code).toBe(0);
     const img = join(base.tmp, 'img-fail');
     // a criu that always fails, with a log line as criu writes them
     const fake = join(base.tmp, 'fake-criu');
-    (await import('node:fs')).writeFileSync(fake, `#!/bin/sh\nfor a; do case "$p" in -o) log="$a";; -D) dir="$a";; esac; p="$a"; done\necho "(00.000001) Error (criu/cr-dump.c:1): fake criu refuses" > "$dir/$log"\nexit 1\n`, { mode: 0o755 });
+    (await import('node:fs')).writeFileSync(
+      fake,
+      `#!/bin/sh\nfor a; do case "$p" in -o) log="$a";; -D) dir="$a";; esac; p="$a"; done\necho "(00.000001) Error (criu/cr-dump.c:1): fake criu refuses" > "$dir/$log"\nexit 1\n`,
+      { mode: 0o755 },
+    );
     const r = await oci(root, ['--criu', fake, 'checkpoint', '--image-path', img, c]);
     expect(r.code, show(r)).toBe(1);
     expect(r.stderr).toContain(`checkpoint of container ${c} failed: criu exit status 1`);

@@ -52,7 +52,9 @@ describe.skipIf(!!skip)('tsrun-oci CLI contract', () => {
     const entry = JSON.parse(lines[0]!);
     expect(Object.keys(entry).sort()).toEqual(['level', 'msg', 'time']);
     expect(entry.level).toBe('error');
-    expect(entry.msg).toMatch(/^tsrun-oci create failed: unable to start container process: exec: "\/nonexistent": stat \/nonexistent: no such file or directory/);
+    expect(entry.msg).toMatch(
+      /^tsrun-oci create failed: unable to start container process: exec: "\/nonexistent": stat \/nonexistent: no such file or directory/,
+    );
     expect(entry.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   });
 
@@ -99,7 +101,11 @@ describe.skipIf(!!skip)('tsrun-oci CLI contract', () => {
     const b = makeBundle(base, (s) => (s.process.args = ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.1; done']));
     const c = id('tty');
     expect((await oci(root, ['run', '-d', '--bundle', b, c])).code).toBe(0);
-    const r = spawnSync('script', ['-qec', `${tsrunOci} --root ${root} exec -t ${c} sh -c 'tty; exit 5'`, '/dev/null'], { encoding: 'utf8', input: '', timeout: 20_000 });
+    const r = spawnSync('script', ['-qec', `${tsrunOci} --root ${root} exec -t ${c} sh -c 'tty; exit 5'`, '/dev/null'], {
+      encoding: 'utf8',
+      input: '',
+      timeout: 20_000,
+    });
     expect(r.stdout).toContain('/dev/pts/');
     expect(r.status).toBe(5);
     expect((await oci(root, ['delete', '--force', c])).code).toBe(0);

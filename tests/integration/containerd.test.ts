@@ -40,8 +40,7 @@ describe.skipIf(skipReason !== null)(`ctr --runc-binary ${rt}`, () => {
   /** ctr --address <ours> -n <ns> <args> */
   const ctr = (args: string[], opts?: RunOpts) => cd().run(args, opts);
   /** ctr run --runc-binary <rt> <flags> IMG <id> <cmd…> */
-  const ctrRun = (flags: string[], id: string, cmd: string[], opts?: RunOpts) =>
-    ctr(['run', ...flags, '--runc-binary', rt, cd().image, id, ...cmd], opts);
+  const ctrRun = (flags: string[], id: string, cmd: string[], opts?: RunOpts) => ctr(['run', ...flags, '--runc-binary', rt, cd().image, id, ...cmd], opts);
   /** the row of `ctr task ls` for id (TASK PID STATUS) */
   const task = async (id: string): Promise<TaskInfo | undefined> => {
     const r = await ctr(['task', 'ls']);
@@ -147,7 +146,11 @@ describe.skipIf(skipReason !== null)(`ctr --runc-binary ${rt}`, () => {
     const t = await task(id);
     expect(t?.status).toBe('RUNNING');
     const ps = await ctr(['task', 'ps', id]);
-    const pids = ps.stdout.trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0]));
+    const pids = ps.stdout
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => Number(l.trim().split(/\s+/)[0]));
     expect(pids.length, describeResult(ps)).toBe(2);
 
     const rm = await ctr(['task', 'rm', '-f', id]);

@@ -166,7 +166,13 @@ describe.skipIf(!!skip)('a create killed at any moment: delete --force leaves no
   describe('lock files', () => {
     it('delete, delete --force, start, state and kill of an id that never existed leave no lock file', async () => {
       const id = newId('never');
-      for (const args of [['delete', id], ['start', id], ['state', id], ['kill', id, 'KILL'], ['delete', '--force', id]]) {
+      for (const args of [
+        ['delete', id],
+        ['start', id],
+        ['state', id],
+        ['kill', id, 'KILL'],
+        ['delete', '--force', id],
+      ]) {
         const r = await oci(root, args);
         expect(r.code, show(r)).toBe(args.includes('--force') ? 0 : 1);
         expect(existsSync(join(root, `${id}.lock`)), `lock file after ${args.join(' ')}`).toBe(false);

@@ -32,7 +32,12 @@ describe.skipIf(!!skip)('tsrun-oci exec --tty, repeated', () => {
     const line = `${tsrunOci} --root ${root} exec -t ${c} ${cmd}`;
     const r = spawnSync('script', ['-qec', line, '/dev/null'], { encoding: 'utf8', input, timeout: 20_000 });
     const all = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-    return { ...r, all, text: (r.stdout ?? '').replace(/\r/g, ''), describe: `${line}\n  -> status=${r.status} signal=${r.signal} error=${r.error?.message ?? ''}\n  output: ${JSON.stringify(all.slice(0, 400))}` };
+    return {
+      ...r,
+      all,
+      text: (r.stdout ?? '').replace(/\r/g, ''),
+      describe: `${line}\n  -> status=${r.status} signal=${r.signal} error=${r.error?.message ?? ''}\n  output: ${JSON.stringify(all.slice(0, 400))}`,
+    };
   };
 
   beforeAll(async () => {

@@ -34,7 +34,8 @@ function hybridSkipReason(): string | null {
   }
   if (fstype === 'cgroup2') return 'a pure cgroup v2 host (/sys/fs/cgroup is cgroup2): readers use v2 there, nothing is placed in v1';
   if (!memoryMount()) return 'no cgroup v1 memory hierarchy mounted: not a hybrid host';
-  if (!v1Hierarchies().length || !readFileSync('/proc/self/mountinfo', 'utf8').includes(' - cgroup2 ')) return 'no cgroup2 mounted next to the v1 hierarchies: not a hybrid host';
+  if (!v1Hierarchies().length || !readFileSync('/proc/self/mountinfo', 'utf8').includes(' - cgroup2 '))
+    return 'no cgroup2 mounted next to the v1 hierarchies: not a hybrid host';
   return null;
 }
 
@@ -50,7 +51,10 @@ function v1Paths(pid: number): Map<string, string> {
 
 const readNum = (p: string) => Number(readFileSync(p, 'utf8').trim());
 /** Whatever exists at <every v1 mount>/<rel>. */
-const v1DirsAt = (rel: string) => v1Hierarchies().map((h) => join(h.mount, rel)).filter((d) => existsSync(d));
+const v1DirsAt = (rel: string) =>
+  v1Hierarchies()
+    .map((h) => join(h.mount, rel))
+    .filter((d) => existsSync(d));
 
 const hybridSkip = hybridSkipReason();
 const ctrSkip = hybridSkip ?? containerdSkipReason();
@@ -114,7 +118,11 @@ describe.skipIf(ctrSkip !== null)('ctr task metrics of a tsrun container on a hy
 
     const go = await ctr(['task', 'exec', '--exec-id', 'go', id, 'touch', '/dev/shm/go']);
     expect(go.code, describeResult(go)).toBe(0);
-    const done = await waitFor(async () => (await ctr(['task', 'exec', '--exec-id', `chk${Date.now()}`, id, 'test', '-e', '/dev/shm/done'])).code === 0, 15_000, 200);
+    const done = await waitFor(
+      async () => (await ctr(['task', 'exec', '--exec-id', `chk${Date.now()}`, id, 'test', '-e', '/dev/shm/done'])).code === 0,
+      15_000,
+      200,
+    );
     expect(done).toBe(true);
     const after = (await metrics(id)).memory?.usage?.usage ?? -1;
     expect(after - small, `usage ${small} -> ${after}`).toBeGreaterThanOrEqual(19 * MiB);
@@ -183,7 +191,13 @@ describe.skipIf(ociSkip !== null)('tsrun-oci on a hybrid host: v1 membership, on
     expect(ex.code, show(ex)).toBe(0);
     for (const line of ex.stdout.trim().split('\n')) expect(line).toMatch(/:\/$/);
 
-    await until(() => readFileSync(join(memoryMount()!, 'tsrun', c, 'cgroup.procs'), 'utf8').trim().split('\n').length === 3 || null, 3000);
+    await until(
+      () =>
+        readFileSync(join(memoryMount()!, 'tsrun', c, 'cgroup.procs'), 'utf8')
+          .trim()
+          .split('\n').length === 3 || null,
+      3000,
+    );
     const ev = await oci(root, ['events', '--stats', c]);
     expect(ev.code, show(ev)).toBe(0);
     const data = JSON.parse(ev.stdout).data;

@@ -3,7 +3,20 @@
 // Every test that could pass vacuously carries a control (the same probe where the property
 // must NOT hold), so a broken runtime or a broken probe fails instead of passing.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -134,7 +147,10 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
       const r = await run(lsFd(), 'fd0', { extraFds: [fdA, fdB] });
       expect(r.code, show(r)).toBe(0);
       const fds = parseFdListing(r.stdout);
-      expect([0, 1, 2].every((f) => fds.has(f)), show(r)).toBe(true);
+      expect(
+        [0, 1, 2].every((f) => fds.has(f)),
+        show(r),
+      ).toBe(true);
       const extra = [...fds.entries()].filter(([n]) => n >= 3);
       // ls's own directory fd is listed but already closed when ls reads the link; anything
       // else (our markers, the runtime's epoll/pipes/sockets, exec.fifo, the sync socket) leaked.
@@ -253,7 +269,9 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
       // /sys/firmware has entries on the host: its emptiness inside is the masking
       expect(existsSync('/sys/firmware') && readdirSync('/sys/firmware').length > 0, 'host /sys/firmware should be non-empty').toBe(true);
       const script = maskedDirs
-        .map((d, i) => [`echo "D${i}_ENTRIES=$(ls -A ${d} | wc -l)"`, probe(`D${i}_TOUCH`, `touch ${d}/tsrun-x`), probe(`D${i}_MKDIR`, `mkdir ${d}/tsrun-y`)].join('; '))
+        .map((d, i) =>
+          [`echo "D${i}_ENTRIES=$(ls -A ${d} | wc -l)"`, probe(`D${i}_TOUCH`, `touch ${d}/tsrun-x`), probe(`D${i}_MKDIR`, `mkdir ${d}/tsrun-y`)].join('; '),
+        )
         .join('; ');
       const r = await run(bundle(sh(script)), 'maskdir');
       expect(r.code, show(r)).toBe(0);
@@ -341,7 +359,10 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
       expect(readdirSync(outside).sort(), show(r)).toEqual(['marker']);
       expect(readFileSync(path.join(outside, 'marker'), 'utf8')).toBe('marker');
       expect(mountsMentioning(outside)).toEqual([]);
-      expect(existsSync(path.join(dir, 'rootfs/outside-dev')) ? readdirSync(path.join(dir, 'rootfs/outside-dev')) : [], 'nothing left in the rootfs either').toEqual([]);
+      expect(
+        existsSync(path.join(dir, 'rootfs/outside-dev')) ? readdirSync(path.join(dir, 'rootfs/outside-dev')) : [],
+        'nothing left in the rootfs either',
+      ).toEqual([]);
     });
 
     it('CVE-2026-41579 (/dev symlink): the container still runs, with a fresh /dev of its own', async () => {
@@ -501,7 +522,9 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(tsrunOci) || skipReason 
     it('CVE-2023-25173 (primary gid in supplementary groups): uid 1000 gid 1000 additionalGids [2000] → id shows groups=1000,2000', async () => {
       const dir = bundle((s) => {
         s.process.user = { uid: 1000, gid: 1000, additionalGids: [2000] };
-        sh(`echo "ID=$(id)"; grep -E '^(Uid|Gid|Groups):' /proc/self/status | sed 's/:[[:space:]]*/=/; s/[[:space:]]*$//; s/^Uid/UID/; s/^Gid/GID/; s/^Groups/GROUPS/'`)(s);
+        sh(
+          `echo "ID=$(id)"; grep -E '^(Uid|Gid|Groups):' /proc/self/status | sed 's/:[[:space:]]*/=/; s/[[:space:]]*$//; s/^Uid/UID/; s/^Gid/GID/; s/^Groups/GROUPS/'`,
+        )(s);
       });
       const r = await run(dir, 'uid');
       expect(r.code, show(r)).toBe(0);

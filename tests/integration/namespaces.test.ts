@@ -111,7 +111,15 @@ describe.skipIf(!!skipReason)('namespaces: inherited when omitted, joined when g
     };
     const h = await holder(['user', 'pid', 'mount', 'network', 'ipc', 'uts', 'cgroup'], userns);
     const ns = await probe(
-      [{ type: 'user', path: `/proc/${h}/ns/user` }, { type: 'pid' }, { type: 'mount' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'cgroup' }],
+      [
+        { type: 'user', path: `/proc/${h}/ns/user` },
+        { type: 'pid' },
+        { type: 'mount' },
+        { type: 'network' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'cgroup' },
+      ],
       (s) => (s.process.args = ['/bin/sh', '-c', `${PROBE}; echo "map=$(cat /proc/self/uid_map)"`]),
     );
     expect(ns.user).toBe(inode(readlinkSync(`/proc/${h}/ns/user`)));

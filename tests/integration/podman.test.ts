@@ -105,9 +105,7 @@ describe.skipIf(skipReason !== null)(`podman --runtime ${rt}`, () => {
   });
 
   it.skipIf(ttySkip !== null)('run -it with a real tty: tty is /dev/pts/0, exit 6 propagates', async () => {
-    const cmd = ['podman', '--runtime', rt, 'run', '-it', '--rm', '--network', 'none', pm().image, 'sh', '-c', 'tty; exit 6']
-      .map(shq)
-      .join(' ');
+    const cmd = ['podman', '--runtime', rt, 'run', '-it', '--rm', '--network', 'none', pm().image, 'sh', '-c', 'tty; exit 6'].map(shq).join(' ');
     const r = await pm().runRaw('script', ['-qec', cmd, '/dev/null'], { holdStdin: true });
     expect(r.code, describeResult(r)).toBe(6);
     expect(r.stdout).toContain('/dev/pts/0');

@@ -13,7 +13,21 @@
 // Skipped, with the reason, when docker-registry, skopeo, openssl or busybox-static are
 // missing, or while src/image/layer/unpack.ts does not exist yet.
 import { createHash, randomBytes, sign } from 'node:crypto';
-import { closeSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -31,7 +45,6 @@ import { htpasswdLine, push, sh, startRegistry as startRegistryIn, stopRegistry,
 type PullModule = typeof import('../../src/image/pull.js');
 
 // ---------------------------------------------------------------- prerequisites
-
 
 async function prerequisites(): Promise<{ skip?: string; pull?: PullModule }> {
   const missing = ['docker-registry', 'skopeo', 'openssl', 'perl', 'tar', 'gzip', 'sha256sum'].filter((c) => !which(c));
@@ -65,7 +78,6 @@ async function startRegistry(name: string, auth = ''): Promise<Registry> {
   registries.push(reg);
   return reg;
 }
-
 
 let storeN = 0;
 function newStore(): ImageStore {
@@ -115,7 +127,13 @@ function buildLayouts(): { single: Layout; multi: MultiLayout } {
   const mdesc = index.manifests[0]!;
   const manifest = readJson<{ config: Desc; layers: Desc[] }>(blob(mdesc.digest));
   const config = readJson<{ architecture: string; variant?: string; rootfs: { diff_ids: string[] } }>(blob(manifest.config.digest));
-  const single: Layout = { dir, manifestDigest: mdesc.digest, configDigest: manifest.config.digest, layerDigest: manifest.layers[0]!.digest, diffId: config.rootfs.diff_ids[0]! };
+  const single: Layout = {
+    dir,
+    manifestDigest: mdesc.digest,
+    configDigest: manifest.config.digest,
+    layerDigest: manifest.layers[0]!.digest,
+    diffId: config.rootfs.diff_ids[0]!,
+  };
 
   const mdir = join(WORK, 'busybox-multi');
   cpSync(dir, mdir, { recursive: true });
@@ -125,7 +143,11 @@ function buildLayouts(): { single: Layout; multi: MultiLayout } {
     if (arch === 'arm64') cfg.variant = 'v8';
     const c = writeBlob(mdir, cfg);
     const m = writeBlob(mdir, { ...manifest, config: { ...manifest.config, ...c } });
-    return { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, platform: { os: 'linux', architecture: arch, ...(arch === 'arm64' ? { variant: 'v8' } : {}) } };
+    return {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      ...m,
+      platform: { os: 'linux', architecture: arch, ...(arch === 'arm64' ? { variant: 'v8' } : {}) },
+    };
   });
   const idx = writeBlob(mdir, { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: entries });
   writeFileSync(
@@ -166,7 +188,9 @@ async function startTokenServer(keyPem: string, certPem: string, issuer: string,
     const claims = { iss: issuer, sub: account ?? '', aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const token = `${input}.${b64url(sign('sha256', Buffer.from(input), keyPem))}`;
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() }));
+    res
+      .writeHead(200, { 'Content-Type': 'application/json' })
+      .end(JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { port: (server.address() as AddressInfo).port, requests, server };
@@ -214,7 +238,10 @@ describe.skipIf(!!pre.skip)(`pull from a local registry${pre.skip ? ` (skipped: 
     const store = newStore();
     const events: { type: string; digest?: string }[] = [];
     const ref = `${anon.host}/busybox:latest`;
-    const res = await pullImage(store, ref, { credentialOptions: CRED_OPTS, onProgress: (e) => events.push({ type: e.type, ...('layer' in e ? { digest: e.layer.digest } : {}) }) });
+    const res = await pullImage(store, ref, {
+      credentialOptions: CRED_OPTS,
+      onProgress: (e) => events.push({ type: e.type, ...('layer' in e ? { digest: e.layer.digest } : {}) }),
+    });
 
     expect(res.ref).toBe(ref);
     expect(res.configDigest).toBe(single.configDigest);
@@ -299,7 +326,10 @@ describe.skipIf(!!pre.skip)(`pull from a local registry${pre.skip ? ` (skipped: 
       const store = newStore();
       const home = join(WORK, 'home-docker');
       mkdirSync(join(home, '.docker'), { recursive: true });
-      writeFileSync(join(home, '.docker', 'config.json'), JSON.stringify({ auths: { [`http://${reg.host}`]: { auth: Buffer.from('alice:s3cret-pw').toString('base64') } } }));
+      writeFileSync(
+        join(home, '.docker', 'config.json'),
+        JSON.stringify({ auths: { [`http://${reg.host}`]: { auth: Buffer.from('alice:s3cret-pw').toString('base64') } } }),
+      );
       await pullImage(store, `${reg.host}/private/busybox:latest`, { credentialOptions: { home, env: {} } });
       assertLayer(store, single.diffId);
     });
@@ -311,7 +341,22 @@ describe.skipIf(!!pre.skip)(`pull from a local registry${pre.skip ? ` (skipped: 
     beforeAll(async () => {
       const dir = join(WORK, 'token');
       mkdirSync(dir);
-      sh('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2', '-subj', '/CN=tsrun test token issuer', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+      sh('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-sha256',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=tsrun test token issuer',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ]);
       const issuer = 'tsrun-test-issuer';
       const service = 'tsrun-test-registry';
       tokens = await startTokenServer(readFileSync(join(dir, 'key.pem'), 'utf8'), readFileSync(join(dir, 'cert.pem'), 'utf8'), issuer, service);
@@ -419,7 +464,9 @@ describe.skipIf(!!pre.skip)(`pull from a local registry${pre.skip ? ` (skipped: 
     for (const d of readdirSync(join(store.layout.root, 'blobs', 'sha256'))) {
       expect(sha256(readFileSync(join(store.layout.root, 'blobs', 'sha256', d)))).toBe(d);
     }
-    expect(readdirSync(join(store.layout.root, 'blobs', 'sha256')).sort()).toEqual([single.configDigest, single.layerDigest, results[0]!.digest].map((d) => d.slice(7)).sort());
+    expect(readdirSync(join(store.layout.root, 'blobs', 'sha256')).sort()).toEqual(
+      [single.configDigest, single.layerDigest, results[0]!.digest].map((d) => d.slice(7)).sort(),
+    );
     assertNoLeftovers(store);
   });
 
@@ -433,7 +480,11 @@ describe.skipIf(!!pre.skip)(`pull from a local registry${pre.skip ? ` (skipped: 
       const u = req.url ?? '';
       if (u === '/v2/') return res.writeHead(200).end('{}');
       if (/^\/v2\/flaky\/manifests\//.test(u)) {
-        res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Docker-Content-Digest': single.manifestDigest, 'Content-Length': String(manifest.length) });
+        res.writeHead(200, {
+          'Content-Type': 'application/vnd.oci.image.manifest.v1+json',
+          'Docker-Content-Digest': single.manifestDigest,
+          'Content-Length': String(manifest.length),
+        });
         return res.end(req.method === 'HEAD' ? undefined : manifest);
       }
       const m = /^\/v2\/flaky\/blobs\/sha256:([a-f0-9]{64})$/.exec(u);
@@ -451,7 +502,10 @@ describe.skipIf(!!pre.skip)(`pull from a local registry${pre.skip ? ` (skipped: 
       const port = (server.address() as AddressInfo).port;
       const store = newStore();
       const events: string[] = [];
-      await pullImage(store, `127.0.0.1:${port}/flaky:latest`, { credentialOptions: CRED_OPTS, onProgress: (e) => events.push(e.type === 'retrying' ? `retrying:${e.attempt}` : e.type) });
+      await pullImage(store, `127.0.0.1:${port}/flaky:latest`, {
+        credentialOptions: CRED_OPTS,
+        onProgress: (e) => events.push(e.type === 'retrying' ? `retrying:${e.attempt}` : e.type),
+      });
       expect(layerGets).toBe(2);
       expect(events.filter((e) => e.startsWith('retrying'))).toEqual(['retrying:1']);
       assertLayer(store, single.diffId);

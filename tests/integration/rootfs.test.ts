@@ -71,7 +71,13 @@ describe.skipIf(!!skip)('overlay rootfs', () => {
     const fs = mountRootfs(store, 'many', ids);
     expect(readdirSync(fs.merged).length).toBe(200);
     removeRootfs(store, 'many');
-    expect(() => overlayOptions(Array.from({ length: 300 }, (_, i) => `/proc/self/fd/${1000 + i}`), '/u', '/w')).toThrow(/exceed the kernel's 4095-byte limit/);
+    expect(() =>
+      overlayOptions(
+        Array.from({ length: 300 }, (_, i) => `/proc/self/fd/${1000 + i}`),
+        '/u',
+        '/w',
+      ),
+    ).toThrow(/exceed the kernel's 4095-byte limit/);
   });
 
   it('refuses a layer that is not unpacked, leaving nothing', () => {

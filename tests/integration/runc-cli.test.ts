@@ -7,7 +7,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertSharesToWeight } from '../../src/cgroups/controllers/cpu.js';
-import { buildBaseBundle, cleanupAll, makeBundle, oci, ociSkipReason, removeScratch, runProgram, show, tsrunOci, v2Mount, type BaseBundle } from './helpers/bundle.js';
+import {
+  buildBaseBundle,
+  cleanupAll,
+  makeBundle,
+  oci,
+  ociSkipReason,
+  removeScratch,
+  runProgram,
+  show,
+  tsrunOci,
+  v2Mount,
+  type BaseBundle,
+} from './helpers/bundle.js';
 
 const skip = ociSkipReason();
 if (skip) console.log(`runc-cli: skipped: ${skip}`);
@@ -100,7 +112,12 @@ describe.skipIf(!!skip)('tsrun-oci: runc CLI details (update flags, events, ps, 
     }
 
     it('"-1" (no limit) needs no controller: --memory -1, --memory-swap -1, --cpu-quota -1, --pids-limit -1', async () => {
-      for (const args of [['--memory', '-1'], ['--memory', '-1', '--memory-swap', '-1'], ['--cpu-quota', '-1'], ['--pids-limit', '-1']]) {
+      for (const args of [
+        ['--memory', '-1'],
+        ['--memory', '-1', '--memory-swap', '-1'],
+        ['--cpu-quota', '-1'],
+        ['--pids-limit', '-1'],
+      ]) {
         const r = await oci(root, ['update', ...args, c]);
         expect(r.code, show(r)).toBe(0);
         expect(r.stderr, show(r)).toBe('');
@@ -134,7 +151,10 @@ describe.skipIf(!!skip)('tsrun-oci: runc CLI details (update flags, events, ps, 
 
   describe('events --interval takes a Go duration', () => {
     it('prints a stats line per interval with 1s and 500ms', async () => {
-      for (const [interval, min] of [['1s', 2], ['500ms', 3]] as const) {
+      for (const [interval, min] of [
+        ['1s', 2],
+        ['500ms', 3],
+      ] as const) {
         const r = await oci(root, ['events', '--interval', interval, c], { timeoutMs: 3500 });
         expect(r.stderr, show(r)).toBe('');
         const lines = r.stdout.trim().split('\n').filter(Boolean);
@@ -144,7 +164,11 @@ describe.skipIf(!!skip)('tsrun-oci: runc CLI details (update flags, events, ps, 
     });
 
     it('refuses 0, negative and malformed intervals', async () => {
-      for (const [v, msg] of [['0s', 'greater than 0'], ['-1s', 'greater than 0'], ['1x', 'invalid duration "1x"']] as const) {
+      for (const [v, msg] of [
+        ['0s', 'greater than 0'],
+        ['-1s', 'greater than 0'],
+        ['1x', 'invalid duration "1x"'],
+      ] as const) {
         const r = await oci(root, ['events', '--interval', v, c]);
         expect(r.code, show(r)).toBe(1);
         expect(r.stderr).toContain(msg);
@@ -170,12 +194,18 @@ describe.skipIf(!!skip)('tsrun-oci: runc CLI details (update flags, events, ps, 
     });
 
     it('ps ID -- -o pid,comm and ps ID -o pid,comm', async () => {
-      for (const args of [['--', '-o', 'pid,comm'], ['-o', 'pid,comm']]) {
+      for (const args of [
+        ['--', '-o', 'pid,comm'],
+        ['-o', 'pid,comm'],
+      ]) {
         const r = await oci(root, ['ps', c, ...args]);
         expect(r.code, show(r)).toBe(0);
         const lines = r.stdout.trimEnd().split('\n');
         expect(lines[0]!.trim().split(/\s+/)).toEqual(['PID', 'COMMAND']);
-        expect(lines.slice(1).some((l) => new RegExp(`^\\s*${pid}\\s+sh$`).test(l)), show(r)).toBe(true);
+        expect(
+          lines.slice(1).some((l) => new RegExp(`^\\s*${pid}\\s+sh$`).test(l)),
+          show(r),
+        ).toBe(true);
       }
     });
 
@@ -186,7 +216,10 @@ describe.skipIf(!!skip)('tsrun-oci: runc CLI details (update flags, events, ps, 
       const bad = await oci(root, ['ps', c, '--no-such-ps-option']);
       expect(bad.code, show(bad)).toBe(1);
       expect(bad.stderr).toMatch(/^ps --no-such-ps-option: exit status 1: /);
-      for (const args of [['--format', 'json', c], ['-f', 'json', c]]) {
+      for (const args of [
+        ['--format', 'json', c],
+        ['-f', 'json', c],
+      ]) {
         const j = await oci(root, ['ps', ...args]);
         expect(j.code, show(j)).toBe(0);
         expect(JSON.parse(j.stdout)).toContain(pid);
@@ -287,9 +320,13 @@ describe.skipIf(!!skip)('tsrun-oci: runc CLI details (update flags, events, ps, 
         [rej, 'rejected late'],
       ] as const) {
         const log = join(base.tmp, `fatal-${msg.replace(/\s/g, '-')}.json`);
-        const r = await runProgram('env', [`NODE_OPTIONS=--require ${file}`, tsrunOci, '--root', root, '--log', log, '--log-format', 'json', 'events', '--interval', '1s', c], {
-          timeoutMs: 10_000,
-        });
+        const r = await runProgram(
+          'env',
+          [`NODE_OPTIONS=--require ${file}`, tsrunOci, '--root', root, '--log', log, '--log-format', 'json', 'events', '--interval', '1s', c],
+          {
+            timeoutMs: 10_000,
+          },
+        );
         expect(r.code, show(r)).toBe(1);
         expect(r.stderr).not.toMatch(STACK);
         expect(r.stderr.trim()).toBe(`tsrun-oci: events failed: ${msg}`);

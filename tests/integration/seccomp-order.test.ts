@@ -11,7 +11,21 @@ const skipReason = ociSkipReason();
 if (skipReason) console.warn(`[seccomp-order.test] SKIPPED: ${skipReason}`);
 
 /** What busybox-static's `echo` calls from its first instruction to exit (strace). */
-const PROGRAM = ['arch_prctl', 'brk', 'exit_group', 'getrandom', 'getuid', 'mprotect', 'prctl', 'prlimit64', 'readlink', 'rseq', 'set_robust_list', 'set_tid_address', 'write'];
+const PROGRAM = [
+  'arch_prctl',
+  'brk',
+  'exit_group',
+  'getrandom',
+  'getuid',
+  'mprotect',
+  'prctl',
+  'prlimit64',
+  'readlink',
+  'rseq',
+  'set_robust_list',
+  'set_tid_address',
+  'write',
+];
 /** After the filter: signal mask and execve; without no_new_privs also the final capset. */
 const AFTER_FILTER_NNP = ['rt_sigprocmask', 'execve'];
 const AFTER_FILTER_NO_NNP = [...AFTER_FILTER_NNP, 'capget', 'capset'];
@@ -68,7 +82,10 @@ describe.skipIf(!!skipReason)('seccomp: a minimal allow-list (default SCMP_ACT_E
     });
 
     it(`noNewPrivileges ${nnp}: control: without write in the list, the filter stops the program's output`, async () => {
-      const r = await run(nnp, allow.filter((n) => n !== 'write'));
+      const r = await run(
+        nnp,
+        allow.filter((n) => n !== 'write'),
+      );
       expect(r.stdout).toBe('');
     });
   }

@@ -183,7 +183,7 @@ describe.skipIf(!!skipReason)('security-checklist classes, seen from outside the
   });
 
   // ------------------------------------------------------------------------------------------
-  it('CVE-2019-16884 / CVE-2025-52881 (misdirected procfs write): with no procfs on /proc, a sysctl is refused instead of landing in the image\'s file', async () => {
+  it("CVE-2019-16884 / CVE-2025-52881 (misdirected procfs write): with no procfs on /proc, a sysctl is refused instead of landing in the image's file", async () => {
     const KEY = 'net.ipv4.ip_local_reserved_ports';
     const fake = 'proc/sys/net/ipv4/ip_local_reserved_ports';
     const noProc = bundle(
@@ -241,7 +241,7 @@ describe.skipIf(!!skipReason)('security-checklist classes, seen from outside the
   // ------------------------------------------------------------------------------------------
   const v2 = v2Mount();
   if (!v2) console.warn('[security-classes.test] CVE-2023-25809 test SKIPPED: no cgroup2 hierarchy on this host');
-  it.skipIf(!v2)('CVE-2023-25809 (cgroup exposure): without a cgroup namespace, /sys/fs/cgroup shows only the container\'s own cgroup, read-only', async () => {
+  it.skipIf(!v2)("CVE-2023-25809 (cgroup exposure): without a cgroup namespace, /sys/fs/cgroup shows only the container's own cgroup, read-only", async () => {
     const dir = bundle((s) => {
       s.linux.namespaces = s.linux.namespaces.filter((n: any) => n.type !== 'cgroup');
       s.process.args = ['/bin/sleep', '120'];
@@ -255,7 +255,10 @@ describe.skipIf(!!skipReason)('security-checklist classes, seen from outside the
     const own = /^0::(\/.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1];
     expect(own, 'the container init has no cgroup v2 path').toBeDefined();
     // control: the host's hierarchy has directories above and beside the container's cgroup
-    expect(readdirSync(v2!, { withFileTypes: true }).some((e) => e.isDirectory()), `${v2} has no child cgroup`).toBe(true);
+    expect(
+      readdirSync(v2!, { withFileTypes: true }).some((e) => e.isDirectory()),
+      `${v2} has no child cgroup`,
+    ).toBe(true);
 
     const script = [
       `echo "DIRS=$(find /sys/fs/cgroup -mindepth 1 -type d | wc -l)"`,
@@ -319,7 +322,10 @@ describe.skipIf(!!skipReason)('security-checklist classes, seen from outside the
     expect(del.code, show(del)).toBe(0);
 
     // create: process.cwd = /proc/self/fd/7 (the runc PoC) is refused, leaving nothing
-    const r = await run(bundle((s) => (s.process.cwd = '/proc/self/fd/7')), 'cwd-procfd');
+    const r = await run(
+      bundle((s) => (s.process.cwd = '/proc/self/fd/7')),
+      'cwd-procfd',
+    );
     expect(r.code, show(r)).not.toBe(0);
     expect(r.stderr, show(r)).toContain('"process.cwd" must not be inside /proc/<pid>/fd');
   });
@@ -391,67 +397,70 @@ describe.skipIf(!!skipReason)('security-checklist classes, seen from outside the
   // ------------------------------------------------------------------------------------------
   const script = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
   if (!script) console.warn('[security-classes.test] CVE-2025-52565 test SKIPPED: script(1) is missing (apt-get install bsdutils)');
-  it.skipIf(!script)('CVE-2025-52565 (/dev/console bind source): /dev/console is the container\'s own pty; a /dev/console symlink is never followed', async () => {
-    /**
-     * `run` with a terminal under script(1), which gives tsrun-oci a real tty to proxy. script's
-     * stdin stays open until it exits: an EOF it forwards to a container that has already gone
-     * would test the relay, not the console.
-     */
-    const runTty = (dir: string, tag: string) =>
-      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const id = newId(tag);
-        const child = spawn(script!, ['-qec', `${tsrunOci} --root ${root} run --bundle ${dir} ${id}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
-        child.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          child.stdin.destroy();
-          resolve({ code, out, err });
+  it.skipIf(!script)(
+    "CVE-2025-52565 (/dev/console bind source): /dev/console is the container's own pty; a /dev/console symlink is never followed",
+    async () => {
+      /**
+       * `run` with a terminal under script(1), which gives tsrun-oci a real tty to proxy. script's
+       * stdin stays open until it exits: an EOF it forwards to a container that has already gone
+       * would test the relay, not the console.
+       */
+      const runTty = (dir: string, tag: string) =>
+        new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+          const id = newId(tag);
+          const child = spawn(script!, ['-qec', `${tsrunOci} --root ${root} run --bundle ${dir} ${id}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+          let out = '';
+          let err = '';
+          child.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
+          child.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
+          const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+          child.on('close', (code) => {
+            clearTimeout(timer);
+            child.stdin.destroy();
+            resolve({ code, out, err });
+          });
         });
-      });
-    const probeScript = `stat -c 'CONSOLE=%F %t:%T' /dev/console; stat -c 'PTS=%F %t:%T' "$(tty)"; stat -c 'VICTIM=%F' /victim`;
-    const plain = bundle(
-      (s) => {
-        s.process.terminal = true;
-        sh(probeScript)(s);
-      },
-      { prepareRootfs: (rootfs) => writeFileSync(path.join(rootfs, 'victim'), 'victim\n') },
-    );
-    const p = await runTty(plain, 'console');
-    expect(p.code, `${p.out}\n${p.err}`).toBe(0);
-    const k = facts(p.out);
-    expect(k.PTS, p.out).toMatch(/^character special file 88:\d+$/);
-    expect(k.CONSOLE, p.out).toBe(k.PTS);
-    expect(k.VICTIM, p.out).toBe('regular file');
+      const probeScript = `stat -c 'CONSOLE=%F %t:%T' /dev/console; stat -c 'PTS=%F %t:%T' "$(tty)"; stat -c 'VICTIM=%F' /victim`;
+      const plain = bundle(
+        (s) => {
+          s.process.terminal = true;
+          sh(probeScript)(s);
+        },
+        { prepareRootfs: (rootfs) => writeFileSync(path.join(rootfs, 'victim'), 'victim\n') },
+      );
+      const p = await runTty(plain, 'console');
+      expect(p.code, `${p.out}\n${p.err}`).toBe(0);
+      const k = facts(p.out);
+      expect(k.PTS, p.out).toMatch(/^character special file 88:\d+$/);
+      expect(k.CONSOLE, p.out).toBe(k.PTS);
+      expect(k.VICTIM, p.out).toBe('regular file');
 
-    // A /dev the config binds from a host dir, holding console -> /victim: the pty must not
-    // be bound over the symlink's target.
-    const dev = scratch('console-dev');
-    const mk = spawnSync('mknod', ['-m', '666', path.join(dev, 'null'), 'c', '1', '3'], { encoding: 'utf8' });
-    expect(mk.status, mk.stderr).toBe(0);
-    symlinkSync('/victim', path.join(dev, 'console'));
-    const evil = bundle(
-      (s) => {
-        s.process.terminal = true;
-        s.mounts = s.mounts.filter((m: any) => m.destination !== '/dev');
-        s.mounts.splice(1, 0, { destination: '/dev', type: 'bind', source: dev, options: ['rbind'] });
-        sh(`${probeScript}; echo "CONTENT=$(cat /victim)"; stat -c 'LINK=%F' /dev/console`)(s);
-      },
-      { prepareRootfs: (rootfs) => writeFileSync(path.join(rootfs, 'victim'), 'victim\n') },
-    );
-    const v = await runTty(evil, 'console-link');
-    expect(v.code, `${v.out}\n${v.err}`).toBe(0);
-    const kv = facts(v.out);
-    expect(kv.PTS, v.out).toMatch(/^character special file 88:\d+$/);
-    expect(kv.VICTIM, v.out).toBe('regular file');
-    expect(kv.CONTENT, v.out).toBe('victim');
-    expect(kv.LINK, v.out).toBe('symbolic link');
-    expect(lstatSync(path.join(dev, 'console')).isSymbolicLink()).toBe(true);
-    expect(readFileSync(path.join(evil, 'rootfs/victim'), 'utf8')).toBe('victim\n');
-  });
+      // A /dev the config binds from a host dir, holding console -> /victim: the pty must not
+      // be bound over the symlink's target.
+      const dev = scratch('console-dev');
+      const mk = spawnSync('mknod', ['-m', '666', path.join(dev, 'null'), 'c', '1', '3'], { encoding: 'utf8' });
+      expect(mk.status, mk.stderr).toBe(0);
+      symlinkSync('/victim', path.join(dev, 'console'));
+      const evil = bundle(
+        (s) => {
+          s.process.terminal = true;
+          s.mounts = s.mounts.filter((m: any) => m.destination !== '/dev');
+          s.mounts.splice(1, 0, { destination: '/dev', type: 'bind', source: dev, options: ['rbind'] });
+          sh(`${probeScript}; echo "CONTENT=$(cat /victim)"; stat -c 'LINK=%F' /dev/console`)(s);
+        },
+        { prepareRootfs: (rootfs) => writeFileSync(path.join(rootfs, 'victim'), 'victim\n') },
+      );
+      const v = await runTty(evil, 'console-link');
+      expect(v.code, `${v.out}\n${v.err}`).toBe(0);
+      const kv = facts(v.out);
+      expect(kv.PTS, v.out).toMatch(/^character special file 88:\d+$/);
+      expect(kv.VICTIM, v.out).toBe('regular file');
+      expect(kv.CONTENT, v.out).toBe('victim');
+      expect(kv.LINK, v.out).toBe('symbolic link');
+      expect(lstatSync(path.join(dev, 'console')).isSymbolicLink()).toBe(true);
+      expect(readFileSync(path.join(evil, 'rootfs/victim'), 'utf8')).toBe('victim\n');
+    },
+  );
 
   // ------------------------------------------------------------------------------------------
   it('CVE-2022-29162 (inheritable capabilities): `tsrun-oci spec` sets no inheritable or ambient caps, and its container has CapInh and CapAmb 0', async () => {

@@ -88,42 +88,51 @@ describe.skipIf(!!skipReason)('sysctls and LSM labels never fail open', () => {
 
   const lsm = lsmSupport();
 
-  it.skipIf(lsm.apparmor)('CVE-2019-16884 (LSM label silently not applied): process.apparmorProfile is refused where AppArmor is not enabled (create and exec)', async () => {
-    const dir = makeBundle(base, (s) => {
-      s.process.apparmorProfile = 'tsrun-test-profile';
-      s.process.args = ['/bin/true'];
-    });
-    const r = await oci(root(), ['run', '--bundle', dir, newId('aa')]);
-    expect(r.code, show(r)).toBe(1);
-    expect(r.stderr).toContain('unable to apply apparmor profile "tsrun-test-profile": AppArmor is not enabled on this host');
+  it.skipIf(lsm.apparmor)(
+    'CVE-2019-16884 (LSM label silently not applied): process.apparmorProfile is refused where AppArmor is not enabled (create and exec)',
+    async () => {
+      const dir = makeBundle(base, (s) => {
+        s.process.apparmorProfile = 'tsrun-test-profile';
+        s.process.args = ['/bin/true'];
+      });
+      const r = await oci(root(), ['run', '--bundle', dir, newId('aa')]);
+      expect(r.code, show(r)).toBe(1);
+      expect(r.stderr).toContain('unable to apply apparmor profile "tsrun-test-profile": AppArmor is not enabled on this host');
 
-    const plain = makeBundle(base, (s) => (s.process.args = ['/bin/sleep', '60']));
-    const id = newId('aaexec');
-    const c = await oci(root(), ['run', '-d', '--bundle', plain, id]);
-    expect(c.code, show(c)).toBe(0);
-    const proc = path.join(base.tmp, 'process-aa.json');
-    writeFileSync(proc, JSON.stringify({ args: ['/bin/true'], cwd: '/', user: { uid: 0, gid: 0 }, env: ['PATH=/bin'], apparmorProfile: 'tsrun-test-profile' }));
-    const e = await oci(root(), ['exec', '--process', proc, id]);
-    expect(e.code, show(e)).not.toBe(0);
-    expect(e.stderr).toContain('AppArmor is not enabled on this host');
-  });
+      const plain = makeBundle(base, (s) => (s.process.args = ['/bin/sleep', '60']));
+      const id = newId('aaexec');
+      const c = await oci(root(), ['run', '-d', '--bundle', plain, id]);
+      expect(c.code, show(c)).toBe(0);
+      const proc = path.join(base.tmp, 'process-aa.json');
+      writeFileSync(
+        proc,
+        JSON.stringify({ args: ['/bin/true'], cwd: '/', user: { uid: 0, gid: 0 }, env: ['PATH=/bin'], apparmorProfile: 'tsrun-test-profile' }),
+      );
+      const e = await oci(root(), ['exec', '--process', proc, id]);
+      expect(e.code, show(e)).not.toBe(0);
+      expect(e.stderr).toContain('AppArmor is not enabled on this host');
+    },
+  );
 
-  it.skipIf(lsm.selinux)('CVE-2019-16884 (LSM label silently not applied): process.selinuxLabel and linux.mountLabel are refused where SELinux is off', async () => {
-    const label = 'system_u:system_r:container_t:s0:c1,c2';
-    const dir = makeBundle(base, (s) => {
-      s.process.selinuxLabel = label;
-      s.process.args = ['/bin/true'];
-    });
-    const r = await oci(root(), ['run', '--bundle', dir, newId('se')]);
-    expect(r.code, show(r)).toBe(1);
-    expect(r.stderr).toContain(`selinux label "${label}" is specified in config, but SELinux is disabled or not supported on this host`);
+  it.skipIf(lsm.selinux)(
+    'CVE-2019-16884 (LSM label silently not applied): process.selinuxLabel and linux.mountLabel are refused where SELinux is off',
+    async () => {
+      const label = 'system_u:system_r:container_t:s0:c1,c2';
+      const dir = makeBundle(base, (s) => {
+        s.process.selinuxLabel = label;
+        s.process.args = ['/bin/true'];
+      });
+      const r = await oci(root(), ['run', '--bundle', dir, newId('se')]);
+      expect(r.code, show(r)).toBe(1);
+      expect(r.stderr).toContain(`selinux label "${label}" is specified in config, but SELinux is disabled or not supported on this host`);
 
-    const dir2 = makeBundle(base, (s) => {
-      s.linux.mountLabel = 'system_u:object_r:container_file_t:s0:c1,c2';
-      s.process.args = ['/bin/true'];
-    });
-    const r2 = await oci(root(), ['run', '--bundle', dir2, newId('semount')]);
-    expect(r2.code, show(r2)).toBe(1);
-    expect(r2.stderr).toContain('linux.mountLabel');
-  });
+      const dir2 = makeBundle(base, (s) => {
+        s.linux.mountLabel = 'system_u:object_r:container_file_t:s0:c1,c2';
+        s.process.args = ['/bin/true'];
+      });
+      const r2 = await oci(root(), ['run', '--bundle', dir2, newId('semount')]);
+      expect(r2.code, show(r2)).toBe(1);
+      expect(r2.stderr).toContain('linux.mountLabel');
+    },
+  );
 });

@@ -78,10 +78,14 @@ describe.skipIf(!!skipReason)('host executable escapes (CVE-2019-5736 class)', (
 
   /** Node in the container either never ran, or its writer finished (wrote or gave up). */
   async function attackOver(log: string): Promise<string> {
-    await until(() => {
-      const t = existsSync(log) ? readFileSync(log, 'utf8') : '';
-      return !t || /wrote|gave-up/.test(t);
-    }, 15_000, 100);
+    await until(
+      () => {
+        const t = existsSync(log) ? readFileSync(log, 'utf8') : '';
+        return !t || /wrote|gave-up/.test(t);
+      },
+      15_000,
+      100,
+    );
     return existsSync(log) ? readFileSync(log, 'utf8') : '';
   }
 
@@ -149,7 +153,13 @@ describe.skipIf(!!skipReason)('host executable escapes (CVE-2019-5736 class)', (
     const c = await oci(root(), ['create', '--bundle', bundle, '--pid-file', path.join(base.tmp, 'secret-pid-file'), id]);
     expect(c.code, show(c)).toBe(0);
     // pid 1 is the created init; the exec's own helper shows as its parent while it sets up.
-    const e = await oci(root(), ['exec', id, '/bin/sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; tr "\\0" " " < /proc/$PPID/cmdline; echo; cat /proc/1/environ 2>&1 | tr "\\0" " "']);
+    const e = await oci(root(), [
+      'exec',
+      id,
+      '/bin/sh',
+      '-c',
+      'tr "\\0" " " < /proc/1/cmdline; echo; tr "\\0" " " < /proc/$PPID/cmdline; echo; cat /proc/1/environ 2>&1 | tr "\\0" " "',
+    ]);
     expect(e.code, show(e)).toBe(0);
     const [init, parent, environ] = e.stdout.split('\n');
     expect(init?.trim()).toBe('tsrun-init');

@@ -188,7 +188,12 @@ function compareTrees(a: Tree, b: Tree): Comparison {
 }
 
 function formatDiffs(c: Comparison, aName: string, bName: string, max = 40): string {
-  const lines = c.diffs.slice(0, max).map((d) => `  ${d.what.padEnd(9)} /${d.path === '.' ? '' : d.path}${d.a !== undefined ? `  ${aName}: ${d.a}` : ''}${d.b !== undefined ? `  ${bName}: ${d.b}` : ''}`);
+  const lines = c.diffs
+    .slice(0, max)
+    .map(
+      (d) =>
+        `  ${d.what.padEnd(9)} /${d.path === '.' ? '' : d.path}${d.a !== undefined ? `  ${aName}: ${d.a}` : ''}${d.b !== undefined ? `  ${bName}: ${d.b}` : ''}`,
+    );
   if (c.diffs.length > max) lines.push(`  … and ${c.diffs.length - max} more`);
   return `${c.diffs.length} difference(s) between ${aName} and ${bName}:\n${lines.join('\n')}`;
 }
@@ -312,7 +317,9 @@ describe.skipIf(SKIP !== null)('tsrun pull vs umoci unpack (Debian 12 minbase)',
     const t0 = Date.now();
     run('bash', [path.join(REPO, 'images/debian/build.sh'), out, '--tag', TAG], { timeoutMs: 900_000 });
     image = readEnvFile(path.join(out, 'image.env'));
-    console.info(`[umoci-compare] image built in ${Date.now() - t0} ms: manifest ${image.IMAGE_MANIFEST}, layer ${image.IMAGE_LAYER} (${image.IMAGE_LAYER_SIZE} B gz, ${image.IMAGE_TAR_SIZE} B tar, ${image.IMAGE_FILES} entries)`);
+    console.info(
+      `[umoci-compare] image built in ${Date.now() - t0} ms: manifest ${image.IMAGE_MANIFEST}, layer ${image.IMAGE_LAYER} (${image.IMAGE_LAYER_SIZE} B gz, ${image.IMAGE_TAR_SIZE} B tar, ${image.IMAGE_FILES} entries)`,
+    );
 
     // 2. a private registry on a free loopback port
     const port = await freePort();
@@ -342,7 +349,15 @@ describe.skipIf(SKIP !== null)('tsrun pull vs umoci unpack (Debian 12 minbase)',
 
     // 3. push the layout, digests preserved
     const ref = `127.0.0.1:${port}/${REPO_NAME}:${TAG}`;
-    run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false', `oci:${path.join(out, 'oci')}:${TAG}`, `docker://${ref}`]);
+    run('skopeo', [
+      '--insecure-policy',
+      'copy',
+      '--quiet',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      `oci:${path.join(out, 'oci')}:${TAG}`,
+      `docker://${ref}`,
+    ]);
     const head = await fetch(`${base}/v2/${REPO_NAME}/manifests/${TAG}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
     expect(head.headers.get('docker-content-digest'), 'the registry serves the manifest that was built').toBe(image.IMAGE_MANIFEST);
 
@@ -384,8 +399,20 @@ describe.skipIf(SKIP !== null)('tsrun pull vs umoci unpack (Debian 12 minbase)',
     const a = tsrunTree!;
     const b = umociTree!;
     const c = compareTrees(a, b);
-    if (c.dirMtimes.length) console.info(`[umoci-compare] ${c.dirMtimes.length} directory mtime(s) differ (not compared), e.g. ${c.dirMtimes.slice(0, 5).map((p) => `/${p}`).join(', ')}`);
-    if (c.otherMtimes.length) console.info(`[umoci-compare] ${c.otherMtimes.length} non-directory mtime(s) differ (not compared), e.g. ${c.otherMtimes.slice(0, 5).map((p) => `/${p}`).join(', ')}`);
+    if (c.dirMtimes.length)
+      console.info(
+        `[umoci-compare] ${c.dirMtimes.length} directory mtime(s) differ (not compared), e.g. ${c.dirMtimes
+          .slice(0, 5)
+          .map((p) => `/${p}`)
+          .join(', ')}`,
+      );
+    if (c.otherMtimes.length)
+      console.info(
+        `[umoci-compare] ${c.otherMtimes.length} non-directory mtime(s) differ (not compared), e.g. ${c.otherMtimes
+          .slice(0, 5)
+          .map((p) => `/${p}`)
+          .join(', ')}`,
+      );
     console.info(`[umoci-compare] compared ${a.entries.size} entries (tsrun) with ${b.entries.size} (umoci); ${a.links.size} hardlinked paths in tsrun's tree`);
     expect(c.diffs, formatDiffs(c, 'tsrun', 'umoci')).toEqual([]);
     // the image really has what the comparison is meant to cover

@@ -131,7 +131,9 @@ describe('compileSeccomp', () => {
         { names: ['mkdirat'], action: 'SCMP_ACT_ERRNO' },
       ],
     });
-    const rets = insns(bpf).filter((i) => i.code === BPF_RET_K).map((i) => i.k);
+    const rets = insns(bpf)
+      .filter((i) => i.code === BPF_RET_K)
+      .map((i) => i.k);
     expect(rets).toContain(SECCOMP_RET_ERRNO | 38);
     expect(rets).toContain(SECCOMP_RET_ERRNO | 1);
   });
@@ -213,17 +215,13 @@ describe('compileSeccomp', () => {
   });
 
   it('refuses SCMP_ACT_NOTIFY', () => {
-    const err = errorOf(() =>
-      compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }] }),
-    );
+    const err = errorOf(() => compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_NOTIFY' }] }));
     expect(err.code).toBe('ERR_UNSUPPORTED');
     expect(err.message).toBe('seccomp action SCMP_ACT_NOTIFY is not supported: no listener');
   });
 
   it('rejects errnoRet on actions without a return code, and bad arguments', () => {
-    const errno = errorOf(() =>
-      compileSeccomp({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['getpid'], action: 'SCMP_ACT_ALLOW', errnoRet: 1 }] }),
-    );
+    const errno = errorOf(() => compileSeccomp({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['getpid'], action: 'SCMP_ACT_ALLOW', errnoRet: 1 }] }));
     expect(errno.message).toContain('"linux.seccomp.syscalls[0].errnoRet"');
     const index = errorOf(() =>
       compileSeccomp({

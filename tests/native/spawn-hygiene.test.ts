@@ -8,7 +8,12 @@ import { native } from '../../src/native/index.js';
 import { SpawnSession } from '../../src/runtime/spawn-session.js';
 import { tempDir } from '../helpers/tmp-dir.js';
 
-const step = (op: PlanStep['op'], fields: PlanStep['fields'] = [], target?: string): PlanStep => ({ op, syscall: op.toLowerCase(), fields, ...(target ? { target } : {}) });
+const step = (op: PlanStep['op'], fields: PlanStep['fields'] = [], target?: string): PlanStep => ({
+  op,
+  syscall: op.toLowerCase(),
+  fields,
+  ...(target ? { target } : {}),
+});
 
 function plan(argv: string[], preserve = 0): PlanStep[] {
   return [
@@ -43,7 +48,10 @@ describe('spawn hygiene (no namespaces)', () => {
     const text = readFileSync(out, 'utf8');
     expect(text).toMatch(/SigBlk:\s+0000000000000000/);
     expect(text).toMatch(/SigIgn:\s+0000000000000000/); // Node ignores SIGPIPE; the child must not
-    const fds = text.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
+    const fds = text
+      .split('\n')
+      .filter((l) => /^\d+$/.test(l))
+      .map(Number);
     // 0-2, plus the one ls uses to read the directory
     expect(fds.filter((f) => f > 2).length).toBeLessThanOrEqual(1);
     expect(fds).toEqual(expect.arrayContaining([0, 1, 2]));
@@ -54,7 +62,10 @@ describe('spawn hygiene (no namespaces)', () => {
     const out = join(dir, 'out');
     const code = await runPlan(plan(['/bin/sh', '-c', `ls /proc/self/fd > ${out}`], 2));
     expect(code).toBe(0);
-    const fds = readFileSync(out, 'utf8').split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
+    const fds = readFileSync(out, 'utf8')
+      .split('\n')
+      .filter((l) => /^\d+$/.test(l))
+      .map(Number);
     expect(fds).toEqual(expect.arrayContaining([0, 1, 2]));
   });
 

@@ -8,7 +8,24 @@
 // outside the root.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, linkSync, writeFileSync, utimesSync, chmodSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  linkSync,
+  writeFileSync,
+  utimesSync,
+  chmodSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -84,7 +101,13 @@ function unpack(buf: Buffer, mediaType: string, root: string, opts: Partial<Unpa
 
 function describeNode(p: string): string {
   const st = lstatSync(p, { bigint: true });
-  const kind = st.isSymbolicLink() ? `l:${readlinkSync(p)}` : st.isFile() ? `f:${createHash('sha256').update(readFileSync(p)).digest('hex')}` : st.isDirectory() ? 'd' : `o:${st.rdev}`;
+  const kind = st.isSymbolicLink()
+    ? `l:${readlinkSync(p)}`
+    : st.isFile()
+      ? `f:${createHash('sha256').update(readFileSync(p)).digest('hex')}`
+      : st.isDirectory()
+        ? 'd'
+        : `o:${st.rdev}`;
   return `${kind} mode=${st.mode.toString(8)} uid=${st.uid} gid=${st.gid} size=${st.size} nlink=${st.nlink} ino=${st.ino} mtime=${st.mtimeNs}`;
 }
 
@@ -175,12 +198,25 @@ interface Meta {
 function expectMeta(root: string, path: string, m: Meta): void {
   const p = join(root, path);
   const st = lstatSync(p, { bigint: true });
-  const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'other';
+  const type = st.isFile()
+    ? 'file'
+    : st.isDirectory()
+      ? 'dir'
+      : st.isSymbolicLink()
+        ? 'symlink'
+        : st.isFIFO()
+          ? 'fifo'
+          : st.isCharacterDevice()
+            ? 'char'
+            : st.isBlockDevice()
+              ? 'block'
+              : 'other';
   expect(type, path).toBe(m.type);
   if (m.mode !== undefined) expect((Number(st.mode) & 0o7777).toString(8), `${path} mode`).toBe(m.mode.toString(8));
   if (IS_ROOT && m.uid !== undefined) expect(Number(st.uid), `${path} uid`).toBe(m.uid);
   if (IS_ROOT && m.gid !== undefined) expect(Number(st.gid), `${path} gid`).toBe(m.gid);
-  if (m.mtime !== undefined) expect(st.mtimeNs, `${path} mtime`).toBe(BigInt(Math.floor(m.mtime)) * 1_000_000_000n + BigInt(Math.round((m.mtime - Math.floor(m.mtime)) * 1e9)));
+  if (m.mtime !== undefined)
+    expect(st.mtimeNs, `${path} mtime`).toBe(BigInt(Math.floor(m.mtime)) * 1_000_000_000n + BigInt(Math.round((m.mtime - Math.floor(m.mtime)) * 1e9)));
   if (m.content !== undefined) expect(readFileSync(p).equals(Buffer.from(m.content)), `${path} content`).toBe(true);
   if (m.link !== undefined) expect(readlinkSync(p), `${path} target`).toBe(m.link);
   if (m.nlink !== undefined) expect(Number(st.nlink), `${path} nlink`).toBe(m.nlink);
@@ -193,7 +229,8 @@ function expectMeta(root: string, path: string, m: Meta): void {
 }
 
 function xattrs(p: string): Record<string, Buffer> {
-  const py = 'import os,sys,json; p=sys.argv[1]; print(json.dumps({k: os.getxattr(p,k,follow_symlinks=False).hex() for k in os.listxattr(p,follow_symlinks=False)}))';
+  const py =
+    'import os,sys,json; p=sys.argv[1]; print(json.dumps({k: os.getxattr(p,k,follow_symlinks=False).hex() for k in os.listxattr(p,follow_symlinks=False)}))';
   const out = JSON.parse(execFileSync('python3', ['-c', py, p]).toString()) as Record<string, string>;
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Buffer.from(v, 'hex')]));
 }
@@ -445,7 +482,11 @@ const HOSTILE: Hostile[] = [
   { name: 'a/../../ traversal', tar: buildTar([dir('a'), file(`a/../../${EVIL}`, 'x')]), entry: `a/../../${EVIL}` },
   { name: 'PAX path traversal', tar: buildTar([file('innocent', 'x', { pax: { path: `a/../../../${EVIL}` } })]), entry: `a/../../../${EVIL}` },
   { name: 'absolute name', tar: buildTar([file(`/tmp/${EVIL}`, 'x')]), entry: `/tmp/${EVIL}`, reason: /absolute path/ },
-  { name: 'absolute name into the marker', tar: buildTar([file(`${'/'}${relative('/', abs('outside'))}/${EVIL}`, 'x')]), entry: /entry ".*outside\/tsrun-evil-/ },
+  {
+    name: 'absolute name into the marker',
+    tar: buildTar([file(`${'/'}${relative('/', abs('outside'))}/${EVIL}`, 'x')]),
+    entry: /entry ".*outside\/tsrun-evil-/,
+  },
   {
     name: 'symlink escape, then a write through it (absolute)',
     tar: buildTar([symlink('a', abs('outside')), file(`a/${EVIL}`, 'x'), file('a/canary', 'overwritten')]),
@@ -469,7 +510,12 @@ const HOSTILE: Hostile[] = [
   },
   { name: 'hardlink to /etc/passwd', tar: buildTar([hardlink(EVIL, '/etc/passwd')]), entry: EVIL, reason: /absolute path/ },
   { name: 'hardlink up to /etc/passwd', tar: buildTar([hardlink(EVIL, '../../../../../../../../etc/passwd')]), entry: EVIL, reason: /climbs/ },
-  { name: 'hardlink through a symlink to /etc', tar: buildTar([symlink('etc', '/etc'), hardlink(EVIL, 'etc/passwd')]), entry: EVIL, reason: /goes through a symlink/ },
+  {
+    name: 'hardlink through a symlink to /etc',
+    tar: buildTar([symlink('etc', '/etc'), hardlink(EVIL, 'etc/passwd')]),
+    entry: EVIL,
+    reason: /goes through a symlink/,
+  },
   {
     name: 'hardlink through a symlink to the marker',
     tar: buildTar([symlink('o', abs('outside')), hardlink(EVIL, 'o/canary'), file(EVIL, 'overwritten')]),
@@ -503,10 +549,24 @@ const HOSTILE: Hostile[] = [
     entry: 'PaxHeaders/p',
     reason: /exceeds the 1048576-byte limit/,
   },
-  { name: 'huge PAX header (5 MiB, beyond tar-stream)', tar: buildTar([file('p', 'x', { rawPax: paxBody({ comment: 'x'.repeat(5 * 1024 * 1024) }) })]), entry: /malformed tar/ },
-  { name: 'malformed PAX record', tar: buildTar([file('p', 'x', { rawPax: Buffer.from('99 path=a\n') })]), entry: 'PaxHeaders/p', reason: /malformed PAX record/ },
+  {
+    name: 'huge PAX header (5 MiB, beyond tar-stream)',
+    tar: buildTar([file('p', 'x', { rawPax: paxBody({ comment: 'x'.repeat(5 * 1024 * 1024) }) })]),
+    entry: /malformed tar/,
+  },
+  {
+    name: 'malformed PAX record',
+    tar: buildTar([file('p', 'x', { rawPax: Buffer.from('99 path=a\n') })]),
+    entry: 'PaxHeaders/p',
+    reason: /malformed PAX record/,
+  },
   { name: 'PAX size 1e20', tar: buildTar([file('p', 'x', { pax: { size: '99999999999999999999' } })]), entry: 'p', reason: /not a valid size/ },
-  { name: 'size field larger than the data', tar: buildTar([file('ok', 'fine'), file('short', 'tiny', { sizeField: 100_000 })]), entry: /after entry "short"/, reason: /Unexpected end of data/ },
+  {
+    name: 'size field larger than the data',
+    tar: buildTar([file('ok', 'fine'), file('short', 'tiny', { sizeField: 100_000 })]),
+    entry: /after entry "short"/,
+    reason: /Unexpected end of data/,
+  },
   {
     name: 'entry count bomb',
     tar: buildTar(Array.from({ length: 1000 }, (_, i) => file(`f${i}`))),
@@ -514,19 +574,50 @@ const HOSTILE: Hostile[] = [
     entry: 'f100',
     reason: /more than 100 entries/,
   },
-  { name: 'total size bomb', tar: buildTar([file('a', Buffer.alloc(64 * 1024)), file('b', Buffer.alloc(64 * 1024))]), limits: { maxTotalBytes: 100_000 }, entry: /uncompressed size exceeds/ },
-  { name: 'file size limit', tar: buildTar([file('big', Buffer.alloc(5000))]), limits: { maxFileBytes: 4096 }, entry: 'big', reason: /exceeds the 4096-byte limit/ },
-  { name: 'CVE-2024-28863 (deep nesting): depth bomb', tar: buildTar([file(`${Array.from({ length: 300 }, () => 'd').join('/')}/f`)]), entry: /deeper than 256/ },
-  { name: 'overlay xattr forged by the image', tar: buildTar([dir('d', { xattrs: { 'trusted.overlay.opaque': 'y' } })]), entry: 'd/', reason: /overlayfs metadata/ },
+  {
+    name: 'total size bomb',
+    tar: buildTar([file('a', Buffer.alloc(64 * 1024)), file('b', Buffer.alloc(64 * 1024))]),
+    limits: { maxTotalBytes: 100_000 },
+    entry: /uncompressed size exceeds/,
+  },
+  {
+    name: 'file size limit',
+    tar: buildTar([file('big', Buffer.alloc(5000))]),
+    limits: { maxFileBytes: 4096 },
+    entry: 'big',
+    reason: /exceeds the 4096-byte limit/,
+  },
+  {
+    name: 'CVE-2024-28863 (deep nesting): depth bomb',
+    tar: buildTar([file(`${Array.from({ length: 300 }, () => 'd').join('/')}/f`)]),
+    entry: /deeper than 256/,
+  },
+  {
+    name: 'overlay xattr forged by the image',
+    tar: buildTar([dir('d', { xattrs: { 'trusted.overlay.opaque': 'y' } })]),
+    entry: 'd/',
+    reason: /overlayfs metadata/,
+  },
   { name: 'image-supplied 0:0 char device', tar: buildTar([chardev('wh', 0, 0)]), entry: 'wh', reason: /whiteout/ },
-  { name: 'directory with data (parser differential)', tar: buildTar([{ name: 'd/', type: 'dir', data: Buffer.from(buildTar([file(`../${EVIL}`)], { endBlocks: false })) }]), entry: 'd/', reason: /size 0/ },
+  {
+    name: 'directory with data (parser differential)',
+    tar: buildTar([{ name: 'd/', type: 'dir', data: Buffer.from(buildTar([file(`../${EVIL}`)], { endBlocks: false })) }]),
+    entry: 'd/',
+    reason: /size 0/,
+  },
   { name: 'unknown typeflag', tar: buildTar([{ name: 'vol', typeflag: 'V' }]), entry: 'vol', reason: /unsupported entry type/ },
   { name: 'a throwing entry (parent is a file)', tar: buildTar([file('a', 'x'), file('a/b', 'y')]), entry: 'a/b', reason: /ENOTDIR/ },
   { name: 'not a tar at all', tar: randomBytes(4096), entry: /malformed tar/ },
   { name: 'truncated gzip', tar: gzipSync(buildTar([file('a', randomBytes(100_000))])).subarray(0, 30_000), mediaType: GZIP, entry: /corrupt gzip data/ },
   { name: 'gzip of garbage', tar: randomBytes(1000), mediaType: GZIP, entry: /corrupt gzip data/ },
   { name: 'truncated zstd', tar: zstdStored(buildTar([file('a', randomBytes(300_000))])).subarray(0, 200_000), mediaType: ZSTD, entry: /corrupt zstd data/ },
-  { name: 'zstd window bomb', tar: zstdStored(buildTar([file('a', 'x')]), 31), mediaType: ZSTD, entry: /corrupt zstd data/, reason: /window of 2147483648 bytes exceeds/ },
+  {
+    name: 'zstd window bomb',
+    tar: zstdStored(buildTar([file('a', 'x')]), 31),
+    mediaType: ZSTD,
+    entry: /corrupt zstd data/,
+    reason: /window of 2147483648 bytes exceeds/,
+  },
   { name: 'zstd with bad magic', tar: randomBytes(100), mediaType: ZSTD, entry: /corrupt zstd data/ },
 ];
 
@@ -581,7 +672,9 @@ describe('stream failures', () => {
 
   it('an unsupported media type is refused and the source destroyed', async () => {
     const src = source(buildTar([file('a')]));
-    const err = (await unpackLayer(src, 'application/vnd.oci.image.layer.v1.tar+bzip2', newRoot(), { layerName: LAYER }).catch((e: unknown) => e)) as TsrunError;
+    const err = (await unpackLayer(src, 'application/vnd.oci.image.layer.v1.tar+bzip2', newRoot(), { layerName: LAYER }).catch(
+      (e: unknown) => e,
+    )) as TsrunError;
     expect(err.code).toBe('ERR_UNSUPPORTED');
     expect(err.message).toContain('tar+bzip2');
     expect(src.destroyed).toBe(true);

@@ -73,7 +73,13 @@ describe.skipIf(!inVm)('cgroup v2 limits in effect', () => {
     });
     const r = await oci(root, ['run', '--bundle', b, c], { timeoutMs: 60_000 });
     expect(r.code, show(r)).toBe(0);
-    const stat = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)]));
+    const stat = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' '))
+        .map(([k, v]) => [k, Number(v)]),
+    );
     expect(stat.nr_throttled).toBeGreaterThan(0);
     expect(stat.usage_usec).toBeLessThan(700_000); // 2 s wall at 10% ≈ 0.2 s (+ slack for TCG)
   });
@@ -95,9 +101,16 @@ describe.skipIf(!inVm)('cgroup v2 limits in effect', () => {
     const minor = dev.rdev % 256;
     const c = id('io');
     const b = makeBundle(base, (s) => {
-      s.process.args = ['/bin/sh', '-c', 'a=$(date +%s); dd if=/dev/zero of=/dev/vda bs=64k count=48 oflag=direct 2>/dev/null; b=$(date +%s); echo elapsed $((b-a))'];
+      s.process.args = [
+        '/bin/sh',
+        '-c',
+        'a=$(date +%s); dd if=/dev/zero of=/dev/vda bs=64k count=48 oflag=direct 2>/dev/null; b=$(date +%s); echo elapsed $((b-a))',
+      ];
       s.linux.devices = [{ path: '/dev/vda', type: 'b', major, minor, fileMode: 0o660 }];
-      s.linux.resources.devices = [{ allow: false, access: 'rwm' }, { allow: true, type: 'b', major, minor, access: 'rw' }];
+      s.linux.resources.devices = [
+        { allow: false, access: 'rwm' },
+        { allow: true, type: 'b', major, minor, access: 'rw' },
+      ];
       s.linux.resources.blockIO = { throttleWriteBpsDevice: [{ major, minor, rate: MiB }] };
       s.process.capabilities.bounding.push('CAP_SYS_RAWIO');
     });

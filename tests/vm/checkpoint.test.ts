@@ -4,7 +4,13 @@
 // host's (tests/integration/helpers/checkpoint.ts), skipped with `criu check`'s reason if it fails.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'vitest';
-import { criuSkipReason, directCheckpointSkipReason, podmanCheckpointSkipReason, registerDirectCases, registerPodmanCases } from '../integration/helpers/checkpoint.js';
+import {
+  criuSkipReason,
+  directCheckpointSkipReason,
+  podmanCheckpointSkipReason,
+  registerDirectCases,
+  registerPodmanCases,
+} from '../integration/helpers/checkpoint.js';
 
 const inVm = process.env.TSRUN_VM === '1';
 if (!inVm) console.log('tests/vm: skipped: run them with `npm run test:vm` (they need the VM)');

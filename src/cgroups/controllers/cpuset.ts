@@ -28,7 +28,10 @@ export function cpusetWrites(r: Resources): ResourceWrite[] {
   const c = r.cpu;
   if (!c) return [];
   const out: ResourceWrite[] = [];
-  for (const [key, file] of [['cpus', 'cpuset.cpus'], ['mems', 'cpuset.mems']] as const) {
+  for (const [key, file] of [
+    ['cpus', 'cpuset.cpus'],
+    ['mems', 'cpuset.mems'],
+  ] as const) {
     const v = c[key];
     if (v === undefined || v === '') continue;
     if (typeof v !== 'string' || !isCpuList(v.trim())) {

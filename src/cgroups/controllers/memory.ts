@@ -27,11 +27,17 @@ export function convertMemorySwapToV2(swap: number, memory: number): number {
   // Unlimited memory: nothing to subtract, the total is the swap. (runc < 1.2 refused this.)
   if (memory === -1) return swap;
   if (memory === 0) {
-    throw invalidConfig(`${R}.memory.swap`, `(${fmtInt(swap)}) needs "${R}.memory.limit": it is the memory+swap total, so a swap limit without a memory limit cannot be converted for cgroup v2`);
+    throw invalidConfig(
+      `${R}.memory.swap`,
+      `(${fmtInt(swap)}) needs "${R}.memory.limit": it is the memory+swap total, so a swap limit without a memory limit cannot be converted for cgroup v2`,
+    );
   }
   if (memory < 0) throw invalidConfig(`${R}.memory.limit`, `must be -1 or positive, got ${fmtInt(memory)}`);
   if (swap < memory) {
-    throw invalidConfig(`${R}.memory.swap`, `(${fmtInt(swap)}) must be >= "${R}.memory.limit" (${fmtInt(memory)}): it is the memory+swap total, not swap alone`);
+    throw invalidConfig(
+      `${R}.memory.swap`,
+      `(${fmtInt(swap)}) must be >= "${R}.memory.limit" (${fmtInt(memory)}): it is the memory+swap total, not swap alone`,
+    );
   }
   const d = Number.isSafeInteger(swap) && Number.isSafeInteger(memory) ? swap - memory : Number(BigInt(swap) - BigInt(memory));
   return d;

@@ -87,7 +87,10 @@ function parseError(file: string, detail: string): TsrunError {
 }
 
 function lines(text: string): string[] {
-  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
 }
 
 function uint(text: string, file: string): number {
@@ -202,7 +205,12 @@ export function readStats(dir: string): CgroupStats {
   const pids: PidsStats = {};
   put(pids, 'current', read('pids.current', parseUintFile));
   put(pids, 'max', read('pids.max', parseLimit));
-  if (pids.current === undefined) put(pids, 'procs', read('cgroup.procs', (t) => lines(t).length));
+  if (pids.current === undefined)
+    put(
+      pids,
+      'procs',
+      read('cgroup.procs', (t) => lines(t).length),
+    );
 
   const io: IoStats = {};
   put(io, 'stat', read('io.stat', parseIoStat));

@@ -32,7 +32,10 @@ export function unifiedWrites(r: Resources): ResourceWrite[] {
     const field = `unified["${key}"]`;
     if (typeof value !== 'string') throw invalidConfig(`${R}.${field}`, 'must be a string');
     if (/[\0\r]/.test(value)) throw invalidConfig(`${R}.${field}`, 'must not contain NUL or carriage-return characters');
-    const lines = value.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    const lines = value
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
     // An empty write is not "nothing": memory.swap.max takes it as 0.
     if (!lines.length) throw invalidConfig(`${R}.${field}`, 'must not be empty');
     const controller = key.slice(0, key.indexOf('.'));

@@ -33,7 +33,13 @@ function age(iso: string | undefined): string {
   if (!iso) return '-';
   const s = (Date.now() - Date.parse(iso)) / 1000;
   if (!Number.isFinite(s)) return '-';
-  for (const [unit, n] of [['year', 31536000], ['month', 2592000], ['day', 86400], ['hour', 3600], ['minute', 60]] as const) {
+  for (const [unit, n] of [
+    ['year', 31536000],
+    ['month', 2592000],
+    ['day', 86400],
+    ['hour', 3600],
+    ['minute', 60],
+  ] as const) {
     if (s >= n) return `${Math.floor(s / n)} ${unit}${Math.floor(s / n) > 1 ? 's' : ''} ago`;
   }
   return 'just now';
@@ -124,10 +130,20 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`removed ${r.blobsRemoved} blob(s) and ${r.layersRemoved} layer(s), freed ${formatBytes(r.bytesFreed)}\n`);
   };
   const inspect = (refs: string[]) => {
-    process.stdout.write(`${JSON.stringify(refs.map((r) => inspectImage(store(), r)), null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(
+        refs.map((r) => inspectImage(store(), r)),
+        null,
+        2,
+      )}\n`,
+    );
   };
   const image = program.command('image').description('manage images');
-  image.command('ls').option('-q, --quiet', 'ids only', false).addOption(new Option('--format <format>').choices(['table', 'json'])).action(act(images));
+  image
+    .command('ls')
+    .option('-q, --quiet', 'ids only', false)
+    .addOption(new Option('--format <format>').choices(['table', 'json']))
+    .action(act(images));
   image.command('inspect').argument('<image...>').description('show an image: manifest, config, layers').action(act(inspect));
   image.command('rm').argument('<image...>').option('-f, --force', '', false).action(act(rmi));
   image
@@ -193,11 +209,15 @@ export async function main(argv: string[]): Promise<number> {
       }),
     );
 
-  program.command('normalize').argument('<image>').description('print the canonical name of an image reference').action(
-    act((ref: string) => {
-      process.stdout.write(`${parseReference(ref).canonical}\n`);
-    }),
-  );
+  program
+    .command('normalize')
+    .argument('<image>')
+    .description('print the canonical name of an image reference')
+    .action(
+      act((ref: string) => {
+        process.stdout.write(`${parseReference(ref).canonical}\n`);
+      }),
+    );
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -46,7 +46,13 @@ export class PullProgressView {
     const frac = r.state === 'done' || r.state === 'exists' ? 1 : Math.min(1, r.bytes / total);
     const fill = Math.round(frac * width);
     const label =
-      r.state === 'exists' ? 'already present' : r.state === 'done' ? `done ${r.note}` : r.state === 'waiting' ? 'waiting' : `${formatBytes(r.bytes)} / ${formatBytes(r.layer.size)}${r.note ? ` ${r.note}` : ''}`;
+      r.state === 'exists'
+        ? 'already present'
+        : r.state === 'done'
+          ? `done ${r.note}`
+          : r.state === 'waiting'
+            ? 'waiting'
+            : `${formatBytes(r.bytes)} / ${formatBytes(r.layer.size)}${r.note ? ` ${r.note}` : ''}`;
     return `${short(r.layer.digest)} [${'='.repeat(fill)}${fill < width ? '>' : ''}${' '.repeat(Math.max(0, width - fill - 1))}] ${label}`;
   }
 

@@ -10,7 +10,7 @@ const bad = (msg: string) => new TsrunError('ERR_INVALID_ARGUMENT', msg);
 // durations
 
 /** Go's time.ParseDuration units, in nanoseconds (µ is U+00B5, μ is U+03BC: Go takes both). */
-const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 
 /**
  * A Go duration ("5s", "1m30s", "500ms", "1.5h", "-2s", "0") in milliseconds, as

@@ -70,11 +70,14 @@ export function addCheckpointCommands(program: Command, act: Act, context: () =>
     .addOption(new Option('--status-fd <fd>', 'not supported').hideHelp())
     .description('checkpoint a running container with CRIU; it is stopped afterwards unless --leave-running')
     .action(
-      act('checkpoint', async (id: string, o: Common & { parentPath?: string; leaveRunning: boolean; preDump: boolean; pageServer?: string; statusFd?: string }) => {
-        if (o.pageServer) throw new TsrunError('ERR_UNSUPPORTED', '--page-server is not supported by tsrun');
-        if (o.statusFd !== undefined) throw new TsrunError('ERR_UNSUPPORTED', '--status-fd is not supported by tsrun (it is for --lazy-pages)');
-        await checkpointContainer(context(), { id, ...commonValues(o, criu()), parentPath: o.parentPath, leaveRunning: o.leaveRunning, preDump: o.preDump });
-      }),
+      act(
+        'checkpoint',
+        async (id: string, o: Common & { parentPath?: string; leaveRunning: boolean; preDump: boolean; pageServer?: string; statusFd?: string }) => {
+          if (o.pageServer) throw new TsrunError('ERR_UNSUPPORTED', '--page-server is not supported by tsrun');
+          if (o.statusFd !== undefined) throw new TsrunError('ERR_UNSUPPORTED', '--status-fd is not supported by tsrun (it is for --lazy-pages)');
+          await checkpointContainer(context(), { id, ...commonValues(o, criu()), parentPath: o.parentPath, leaveRunning: o.leaveRunning, preDump: o.preDump });
+        },
+      ),
     );
 
   commonOptions(program.command('restore').argument('<id>'))
@@ -91,7 +94,10 @@ export function addCheckpointCommands(program: Command, act: Act, context: () =>
     .action(
       act(
         'restore',
-        async (id: string, o: Common & { bundle: string; detach: boolean; pidFile?: string; consoleSocket?: string; lsmProfile?: string; lsmMountContext?: string }) => {
+        async (
+          id: string,
+          o: Common & { bundle: string; detach: boolean; pidFile?: string; consoleSocket?: string; lsmProfile?: string; lsmMountContext?: string },
+        ) => {
           const c = context();
           const r = await restoreContainer(c, {
             id,

@@ -46,7 +46,17 @@ const VERB_BOOL: Record<HotVerb, Record<string, 'force' | 'all'>> = {
 
 /** Pure: runc's argv for a hot verb, or null for anything the full CLI must handle. */
 export function parseHot(argv: readonly string[]): HotCall | null {
-  const call: HotCall = { verb: 'state', id: '', root: DEFAULT_STATE_ROOT, logFormat: 'text', debug: false, systemdCgroup: false, force: false, all: false, signal: 'SIGTERM' };
+  const call: HotCall = {
+    verb: 'state',
+    id: '',
+    root: DEFAULT_STATE_ROOT,
+    logFormat: 'text',
+    debug: false,
+    systemdCgroup: false,
+    force: false,
+    all: false,
+    signal: 'SIGTERM',
+  };
   let i = 0;
   // Global flags, before the verb.
   for (; i < argv.length && argv[i]!.startsWith('-'); i++) {

@@ -110,45 +110,50 @@ export async function main(argv: string[]): Promise<number> {
       .option('--no-pivot', 'use MS_MOVE+chroot instead of pivot_root')
       .option('--no-new-keyring', 'accepted for compatibility');
 
-  containerOptions(program.command('create').description('create a container; its process waits for `start`'))
-    .action(
-      act('create', async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number; pivot: boolean }) => {
-        await createContainer(context(), {
-          id,
-          bundle: o.bundle,
-          pidFile: o.pidFile,
-          consoleSocket: o.consoleSocket,
-          preserveFds: o.preserveFds,
-          noPivot: !o.pivot,
-          mode: 'create',
-          detach: true,
-        });
-      }),
-    );
+  containerOptions(program.command('create').description('create a container; its process waits for `start`')).action(
+    act('create', async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number; pivot: boolean }) => {
+      await createContainer(context(), {
+        id,
+        bundle: o.bundle,
+        pidFile: o.pidFile,
+        consoleSocket: o.consoleSocket,
+        preserveFds: o.preserveFds,
+        noPivot: !o.pivot,
+        mode: 'create',
+        detach: true,
+      });
+    }),
+  );
 
   containerOptions(program.command('run').description('create and start a container, and wait for it unless --detach'))
     .option('-d, --detach', 'do not wait for the container', false)
     .option('--keep', 'do not delete the container after it exits', false)
     .action(
-      act('run', async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number; detach: boolean; pivot: boolean; keep: boolean }) => {
-        const c = context();
-        const created = await createContainer(c, {
-          id,
-          bundle: o.bundle,
-          pidFile: o.pidFile,
-          consoleSocket: o.consoleSocket,
-          preserveFds: o.preserveFds,
-          noPivot: !o.pivot,
-          mode: 'run',
-          detach: o.detach,
-        });
-        if (o.detach) return 0;
-        const code = await runForeground(created.pid, created.consoleFd);
-        const killed = oomKills(c, id);
-        if (killed) log.error(`container ${id} was OOM-killed: ${killed} process(es) killed at its memory limit`);
-        if (!o.keep) await deleteContainer(c, id, true);
-        return code;
-      }),
+      act(
+        'run',
+        async (
+          id: string,
+          o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number; detach: boolean; pivot: boolean; keep: boolean },
+        ) => {
+          const c = context();
+          const created = await createContainer(c, {
+            id,
+            bundle: o.bundle,
+            pidFile: o.pidFile,
+            consoleSocket: o.consoleSocket,
+            preserveFds: o.preserveFds,
+            noPivot: !o.pivot,
+            mode: 'run',
+            detach: o.detach,
+          });
+          if (o.detach) return 0;
+          const code = await runForeground(created.pid, created.consoleFd);
+          const killed = oomKills(c, id);
+          if (killed) log.error(`container ${id} was OOM-killed: ${killed} process(es) killed at its memory limit`);
+          if (!o.keep) await deleteContainer(c, id, true);
+          return code;
+        },
+      ),
     );
 
   program
@@ -253,7 +258,19 @@ export async function main(argv: string[]): Promise<number> {
         async (
           id: string,
           command: string[],
-          o: { process?: string; detach: boolean; pidFile?: string; tty: boolean; consoleSocket?: string; cwd?: string; env: string[]; user?: string; additionalGids: string[]; preserveFds: number; newPrivs?: boolean },
+          o: {
+            process?: string;
+            detach: boolean;
+            pidFile?: string;
+            tty: boolean;
+            consoleSocket?: string;
+            cwd?: string;
+            env: string[];
+            user?: string;
+            additionalGids: string[];
+            preserveFds: number;
+            newPrivs?: boolean;
+          },
         ) => {
           const c = context();
           const opts: ExecOptions = { id, detach: o.detach, pidFile: o.pidFile, consoleSocket: o.consoleSocket, preserveFds: o.preserveFds };
@@ -293,9 +310,7 @@ export async function main(argv: string[]): Promise<number> {
   for (const f of UPDATE_FLAGS) update.addOption(f.hidden ? new Option(`--${f.flag} <value>`).hideHelp() : new Option(`--${f.flag} <value>`, f.help));
   update
     .description('change the resource limits of a running container')
-    .action(
-      act('update', (id: string, o: { resources?: string } & UpdateFlags) => updateResources(context(), id, o.resources, resourcesFromUpdateFlags(o))),
-    );
+    .action(act('update', (id: string, o: { resources?: string } & UpdateFlags) => updateResources(context(), id, o.resources, resourcesFromUpdateFlags(o))));
 
   program
     .command('events')

@@ -14,14 +14,16 @@ export function filterPsOutput(output: string, pids: readonly number[]): string 
   const lines = output.split('\n');
   const titles = (lines[0] ?? '').trim().split(/\s+/);
   const pidIndex = titles.indexOf('PID');
-  if (pidIndex < 0) throw new TsrunError('ERR_INVALID_ARGUMENT', "couldn't find PID field in ps output", { hint: 'include the pid column, e.g. `-o pid,comm`' });
+  if (pidIndex < 0)
+    throw new TsrunError('ERR_INVALID_ARGUMENT', "couldn't find PID field in ps output", { hint: 'include the pid column, e.g. `-o pid,comm`' });
   const want = new Set(pids);
   const out = [lines[0]!];
   for (const line of lines.slice(1)) {
     if (line.length === 0) continue;
     const field = line.trim().split(/\s+/)[pidIndex];
     const pid = field !== undefined && /^\d+$/.test(field) ? Number(field) : NaN;
-    if (Number.isNaN(pid)) throw new TsrunError('ERR_INVALID_ARGUMENT', `unable to parse pid: ${JSON.stringify(field ?? '')} in ps output line ${JSON.stringify(line)}`);
+    if (Number.isNaN(pid))
+      throw new TsrunError('ERR_INVALID_ARGUMENT', `unable to parse pid: ${JSON.stringify(field ?? '')} in ps output line ${JSON.stringify(line)}`);
     if (want.has(pid)) out.push(line);
   }
   return out.join('\n') + '\n';
@@ -40,13 +42,21 @@ export function psTable(pids: readonly number[], args: readonly string[]): strin
   const env = { ...process.env, PATH: process.env.PATH || DEFAULT_PATH };
   const r = spawnSync('ps', argv, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
   if (r.error) {
-    throw new TsrunError('ERR_SYSCALL', `run ps ${argv.join(' ')}: ${r.error.message}`, { hint: 'install procps (the ps(1) command), or use `ps --format json`' });
+    throw new TsrunError('ERR_SYSCALL', `run ps ${argv.join(' ')}: ${r.error.message}`, {
+      hint: 'install procps (the ps(1) command), or use `ps --format json`',
+    });
   }
   if (r.status !== 0) {
     const why = r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`;
     // procps follows its one-line reason with a page of usage: keep the reason.
-    const reason = `${r.stderr}\n${r.stdout}`.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
-    throw new TsrunError('ERR_INVALID_ARGUMENT', `ps ${argv.join(' ')}: ${why}${reason ? `: ${reason}` : ''}`, { hint: 'the arguments after the container id go to ps(1) (default -ef); see ps --help' });
+    const reason =
+      `${r.stderr}\n${r.stdout}`
+        .split('\n')
+        .find((l) => l.trim() !== '')
+        ?.trim() ?? '';
+    throw new TsrunError('ERR_INVALID_ARGUMENT', `ps ${argv.join(' ')}: ${why}${reason ? `: ${reason}` : ''}`, {
+      hint: 'the arguments after the container id go to ps(1) (default -ef); see ps --help',
+    });
   }
   return filterPsOutput(r.stdout, pids);
 }

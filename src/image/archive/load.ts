@@ -149,7 +149,11 @@ function planOci(reader: ArchiveReader): Plan {
 
   // Entries sharing a name for several platforms (containerd exports): keep the host's.
   const host = hostPlatform();
-  const entries = top.index.manifests.map((desc, i) => ({ desc, i, name: desc.annotations?.['io.containerd.image.name'] ?? desc.annotations?.['org.opencontainers.image.ref.name'] }));
+  const entries = top.index.manifests.map((desc, i) => ({
+    desc,
+    i,
+    name: desc.annotations?.['io.containerd.image.name'] ?? desc.annotations?.['org.opencontainers.image.ref.name'],
+  }));
   const byName = new Map<string, typeof entries>();
   for (const e of entries) if (e.name !== undefined) byName.set(e.name, [...(byName.get(e.name) ?? []), e]);
   const skip = new Set<number>();
@@ -158,7 +162,10 @@ function planOci(reader: ArchiveReader): Plan {
     const matching = group.filter((g) => g.desc.platform && platformMatches(host, g.desc.platform));
     const chosen = matching.length === 1 ? matching[0]!.desc : undefined;
     if (!chosen || group.some((g) => !g.desc.platform)) {
-      throw bad(reader, `index.json names "${name}" for ${group.length} different manifests${matching.length ? '' : ` and none is for ${formatPlatform(host)}`}`);
+      throw bad(
+        reader,
+        `index.json names "${name}" for ${group.length} different manifests${matching.length ? '' : ` and none is for ${formatPlatform(host)}`}`,
+      );
     }
     for (const g of group) if (g.desc !== chosen) skip.add(g.i);
   }
@@ -377,8 +384,10 @@ async function loadFrom(store: ImageStore, reader: ArchiveReader, opts: LoadOpti
   await updateTags(store, (tags) => {
     // Prune sweeps under this same lock: what is here now stays until these tags exist.
     for (const im of plan.images) {
-      for (const d of blobsOf(im)) if (!store.hasBlob(d)) throw bad(reader, `${im.where}: blob ${d} disappeared while loading (a concurrent prune?): load again`);
-      for (const l of im.layers) if (!store.hasLayer(l.diffId)) throw bad(reader, `${im.where}: layer ${l.diffId} disappeared while loading (a concurrent prune?): load again`);
+      for (const d of blobsOf(im))
+        if (!store.hasBlob(d)) throw bad(reader, `${im.where}: blob ${d} disappeared while loading (a concurrent prune?): load again`);
+      for (const l of im.layers)
+        if (!store.hasLayer(l.diffId)) throw bad(reader, `${im.where}: layer ${l.diffId} disappeared while loading (a concurrent prune?): load again`);
     }
     plan.images.forEach((im, i) => {
       for (const r of names[i]!) tags[r] = { ...im.record };

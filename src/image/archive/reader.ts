@@ -166,7 +166,10 @@ class DirReader implements ArchiveReader {
   /** Open descriptors of members whose bytes are not in memory yet. */
   private readonly fds = new Map<string, number>();
 
-  constructor(readonly path: string, private readonly maxMemberSize: number) {}
+  constructor(
+    readonly path: string,
+    private readonly maxMemberSize: number,
+  ) {}
 
   private file(name: string): string {
     // Only constant names and blobs/sha256/<validated hex> reach here.
@@ -182,7 +185,10 @@ class DirReader implements ArchiveReader {
   }
 
   private notRegular(name: string, p: string, kind: string): TsrunError {
-    return new TsrunError('ERR_INVALID_ARGUMENT', `archive ${this.path}: ${this.label(name)} is ${kind}, not a regular file`, { path: p, hint: NOT_REGULAR_HINT });
+    return new TsrunError('ERR_INVALID_ARGUMENT', `archive ${this.path}: ${this.label(name)} is ${kind}, not a regular file`, {
+      path: p,
+      hint: NOT_REGULAR_HINT,
+    });
   }
 
   /** The member opened once (no symlinks, no blocking) and checked by fstat; its fd is kept. */
@@ -248,7 +254,8 @@ class DirReader implements ArchiveReader {
     } finally {
       safeClose(fd);
     }
-    if (!r.exact) throw rejected(this.path, `${what} ${this.label(name)} changed while it was read (it was ${m.size} bytes when opened): load it again, unchanged`);
+    if (!r.exact)
+      throw rejected(this.path, `${what} ${this.label(name)} changed while it was read (it was ${m.size} bytes when opened): load it again, unchanged`);
     m.data = r.data;
     return m.data;
   }
@@ -410,7 +417,8 @@ class TarReader implements ArchiveReader {
       if (type === 'file') {
         if (size > maxMemberSize) throw rejected(path, `member "${name}" is ${size} bytes, more than the ${maxMemberSize} allowed`);
         const isMeta = METADATA_NAMES.has(name);
-        if (isMeta && size > MAX_METADATA_SIZE) throw rejected(path, `member "${name}" is ${size} bytes, more than the ${MAX_METADATA_SIZE} allowed for metadata`);
+        if (isMeta && size > MAX_METADATA_SIZE)
+          throw rejected(path, `member "${name}" is ${size} bytes, more than the ${MAX_METADATA_SIZE} allowed for metadata`);
         const named = blobMemberDigest(name);
         let chunks: Buffer[] | undefined;
         let hash: ReturnType<typeof createHash> | undefined;
@@ -556,7 +564,10 @@ export async function openArchive(path: string, opts: OpenArchiveOptions = {}): 
     const r = new DirReader(path, max);
     try {
       if (!r.member('oci-layout') || !r.member('index.json')) {
-        throw rejected(path, `a directory must be an OCI image layout (oci-layout and index.json)${r.member('manifest.json') ? '; for an unpacked docker save, load the tar itself' : ''}`);
+        throw rejected(
+          path,
+          `a directory must be an OCI image layout (oci-layout and index.json)${r.member('manifest.json') ? '; for an unpacked docker save, load the tar itself' : ''}`,
+        );
       }
     } catch (e) {
       r.close();

@@ -137,9 +137,13 @@ async function* uncompressedLayer(store: ImageStore, digest: string, mediaType: 
 async function uncompressedSize(store: ImageStore, digest: string, mediaType: string, diffId: string): Promise<number> {
   if (isUncompressed(mediaType)) return store.blobSize(digest);
   if (mediaType.endsWith('+zstd') || mediaType.endsWith('.zstd')) {
-    throw new TsrunError('ERR_UNSUPPORTED', `layer ${digest} is zstd-compressed: docker-archive needs uncompressed layers, and zstd decompression is not available`, {
-      hint: 'save it as oci-archive instead',
-    });
+    throw new TsrunError(
+      'ERR_UNSUPPORTED',
+      `layer ${digest} is zstd-compressed: docker-archive needs uncompressed layers, and zstd decompression is not available`,
+      {
+        hint: 'save it as oci-archive instead',
+      },
+    );
   }
   if (store.hasLayer(diffId)) return store.layerMeta(diffId).size;
   let n = 0;
@@ -323,6 +327,8 @@ export async function saveImage(store: ImageStore, refs: string[], out: string |
   }
   return {
     format,
-    images: items.map(({ ref, image }): SavedImage => (ref ? { ref, digest: image.digest, id: image.configDigest } : { digest: image.digest, id: image.configDigest })),
+    images: items.map(
+      ({ ref, image }): SavedImage => (ref ? { ref, digest: image.digest, id: image.configDigest } : { digest: image.digest, id: image.configDigest }),
+    ),
   };
 }

@@ -121,7 +121,8 @@ class LayerUnpacker {
     private readonly reject: (e: unknown) => void,
   ) {
     this.budget = new LayerBudget(limits);
-    this.decomp = compression === 'gzip' ? createGunzip({ chunkSize: CHUNK }) : compression === 'zstd' ? new ZstdDecompress(limits.maxZstdWindowBytes) : undefined;
+    this.decomp =
+      compression === 'gzip' ? createGunzip({ chunkSize: CHUNK }) : compression === 'zstd' ? new ZstdDecompress(limits.maxZstdWindowBytes) : undefined;
     this.plain = this.decomp ?? src;
   }
 
@@ -261,7 +262,9 @@ class LayerUnpacker {
     const diffId = `sha256:${this.hash.digest('hex')}`;
     const expected = this.opts.expectedDiffId;
     if (expected !== undefined && expected !== diffId) {
-      return this.fail(new TsrunError('ERR_DIGEST_MISMATCH', `layer ${this.opts.layerName}: diff_id mismatch: expected ${expected}, the content hashes to ${diffId}`));
+      return this.fail(
+        new TsrunError('ERR_DIGEST_MISMATCH', `layer ${this.opts.layerName}: diff_id mismatch: expected ${expected}, the content hashes to ${diffId}`),
+      );
     }
     this.settled = true;
     this.closeFds();
@@ -311,7 +314,12 @@ class LayerUnpacker {
     if (e instanceof TsrunError) return e;
     const se = e as NodeJS.ErrnoException;
     const msg = se?.message ?? String(e);
-    const fields = { cause: e, ...(typeof se?.errno === 'number' ? { errno: Math.abs(se.errno) } : {}), ...(se?.syscall ? { syscall: se.syscall } : {}), ...(se?.path ? { path: se.path } : {}) };
+    const fields = {
+      cause: e,
+      ...(typeof se?.errno === 'number' ? { errno: Math.abs(se.errno) } : {}),
+      ...(se?.syscall ? { syscall: se.syscall } : {}),
+      ...(se?.path ? { path: se.path } : {}),
+    };
     if (se?.code && ENV_ERRNOS.has(se.code)) return new TsrunError('ERR_SYSCALL', `unpack layer ${this.opts.layerName}: entry "${name}": ${msg}`, fields);
     return new TsrunError('ERR_LAYER_REJECTED', `layer ${this.opts.layerName}: entry "${name}": ${msg}`, fields);
   }
@@ -352,7 +360,8 @@ function hookLongHeaders(ex: unknown, limits: LayerLimits, rejection: (name: str
   x._decodeLongHeader = function (this: ExtractInternals, buf: Buffer): void {
     const h = this._header;
     const name = h?.name ?? '';
-    if (buf.length > limits.maxPaxHeaderBytes) throw rejection(name, `${h?.type ?? 'long'} header of ${buf.length} bytes exceeds the ${limits.maxPaxHeaderBytes}-byte limit`);
+    if (buf.length > limits.maxPaxHeaderBytes)
+      throw rejection(name, `${h?.type ?? 'long'} header of ${buf.length} bytes exceeds the ${limits.maxPaxHeaderBytes}-byte limit`);
     if (h?.type === 'pax-global-header') return;
     if (h?.type !== 'pax-header') return orig.call(this, buf);
     const recs = parsePaxRecords(buf);

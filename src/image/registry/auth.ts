@@ -117,7 +117,10 @@ export function basicAuthorization(creds: Pick<RegistryCredentials, 'username' |
 
 /** What the auth layer needs from an HTTP stack (the registry client provides it). */
 export interface TokenTransport {
-  (url: URL, init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string }): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>;
+  (
+    url: URL,
+    init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>;
 }
 
 export interface RegistryAuthOptions {
@@ -261,7 +264,11 @@ export class RegistryAuth {
       throw this.unauthorized(`the token server ${url.origin} answered ${res.status}`, errorText(res.body));
     }
     if (res.status !== 200) {
-      throw new RegistryError('ERR_INVALID_STATE', `${this.opts.registry}: the token server ${url.origin} answered ${res.status}${errorText(res.body) ? `: ${errorText(res.body)}` : ''}`, res.status);
+      throw new RegistryError(
+        'ERR_INVALID_STATE',
+        `${this.opts.registry}: the token server ${url.origin} answered ${res.status}${errorText(res.body) ? `: ${errorText(res.body)}` : ''}`,
+        res.status,
+      );
     }
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
     try {
@@ -270,7 +277,8 @@ export class RegistryAuth {
       throw new RegistryError('ERR_INVALID_STATE', `${this.opts.registry}: the token server ${url.origin} sent invalid JSON`, res.status);
     }
     const token = typeof doc.token === 'string' && doc.token ? doc.token : typeof doc.access_token === 'string' ? doc.access_token : '';
-    if (!token || /[\r\n]/.test(token)) throw new RegistryError('ERR_INVALID_STATE', `${this.opts.registry}: the token server ${url.origin} sent no usable token`, res.status);
+    if (!token || /[\r\n]/.test(token))
+      throw new RegistryError('ERR_INVALID_STATE', `${this.opts.registry}: the token server ${url.origin} sent no usable token`, res.status);
     const lifetime = typeof doc.expires_in === 'number' && doc.expires_in >= MIN_TOKEN_LIFETIME_S ? doc.expires_in : MIN_TOKEN_LIFETIME_S;
     return { header: `Bearer ${token}`, expiresAt: this.now() + lifetime * 1000 - TOKEN_SLACK_MS };
   }

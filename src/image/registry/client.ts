@@ -87,7 +87,11 @@ export function plainHttpAllowed(host: string, insecureRegistries: readonly stri
   const hostname = hostnameOf(host);
   if (LOOPBACK_HOSTNAMES.has(hostname)) return true;
   return insecureRegistries.some((r) => {
-    const k = r.trim().toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+    const k = r
+      .trim()
+      .toLowerCase()
+      .replace(/^[a-z]+:\/\//, '')
+      .replace(/\/.*$/, '');
     return k === host.toLowerCase() || k === hostname.toLowerCase();
   });
 }
@@ -237,7 +241,9 @@ export class RegistryClient {
 
   private send(url: URL, o: SendOptions): Promise<IncomingMessage> {
     if (url.protocol === 'http:' && !this.hostAllowsHttp(url)) {
-      return Promise.reject(new RegistryError('ERR_INVALID_ARGUMENT', `refusing plain http to ${url.host} (only localhost, 127.0.0.1, [::1] or a registry marked insecure)`, 0));
+      return Promise.reject(
+        new RegistryError('ERR_INVALID_ARGUMENT', `refusing plain http to ${url.host} (only localhost, 127.0.0.1, [::1] or a registry marked insecure)`, 0),
+      );
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       return Promise.reject(new RegistryError('ERR_INVALID_ARGUMENT', `refusing to follow a ${url.protocol} URL from registry ${this.host}`, 0));
@@ -250,7 +256,9 @@ export class RegistryClient {
     return new Promise((resolve, reject) => {
       const req = mod.request(url, { method: o.method, headers, agent, ...(o.signal ? { signal: o.signal } : {}) }, resolve);
       req.setTimeout(this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, () => {
-        const e = Object.assign(new Error(`no data from ${url.host} for ${Math.round((this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000)} s`), { code: 'ETIMEDOUT' });
+        const e = Object.assign(new Error(`no data from ${url.host} for ${Math.round((this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000)} s`), {
+          code: 'ETIMEDOUT',
+        });
         req.destroy(e);
       });
       req.on('error', reject);
@@ -294,13 +302,21 @@ export class RegistryClient {
 
   private async tokenRequest(url: URL, init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string }) {
     return this.withRetry(async () => {
-      const { res } = await this.sendFollowing(url, { method: init.method, headers: init.headers, ...(init.body !== undefined ? { body: init.body } : {}) }, undefined).catch((e: unknown) => {
+      const { res } = await this.sendFollowing(
+        url,
+        { method: init.method, headers: init.headers, ...(init.body !== undefined ? { body: init.body } : {}) },
+        undefined,
+      ).catch((e: unknown) => {
         throw e instanceof RegistryError ? e : netError(e, `fetch a token from ${url.origin}`);
       });
       const status = res.statusCode ?? 0;
       if (RETRYABLE_STATUS.has(status)) {
         const body = await drain(res);
-        throw new RegistryError('ERR_INVALID_STATE', `the token server ${url.origin} answered ${status}${errorText(body) ? `: ${errorText(body)}` : ''}`, status);
+        throw new RegistryError(
+          'ERR_INVALID_STATE',
+          `the token server ${url.origin} answered ${status}${errorText(body) ? `: ${errorText(body)}` : ''}`,
+          status,
+        );
       }
       const body = await readBody(res, 1024 * 1024, `the token server's answer`);
       return { status, headers: res.headers as Record<string, string | string[] | undefined>, body };
@@ -312,12 +328,12 @@ export class RegistryClient {
     const base = this.opts.retryBaseMs ?? 250;
     for (let attempt = 0; ; attempt++) {
       try {
-      return await fn();
+        return await fn();
       } catch (e) {
-      if (signal?.aborted || attempt >= retries || !isTransient(e)) throw e;
-      const retryAfter = (e as { retryAfterMs?: number }).retryAfterMs;
-      const delay = retryAfter ?? Math.min(10_000, base * 2 ** attempt) * (0.5 + Math.random() / 2);
-      await sleep(delay, signal);
+        if (signal?.aborted || attempt >= retries || !isTransient(e)) throw e;
+        const retryAfter = (e as { retryAfterMs?: number }).retryAfterMs;
+        const delay = retryAfter ?? Math.min(10_000, base * 2 ** attempt) * (0.5 + Math.random() / 2);
+        await sleep(delay, signal);
       }
     }
   }
@@ -338,14 +354,17 @@ export class RegistryClient {
       const base = new URL(`${scheme}//${this.host}/v2/`);
       const last = i === schemes.length - 1;
       try {
-      return await (last ? this.withRetry(() => this.pingAt(base)) : this.pingAt(base));
+        return await (last ? this.withRetry(() => this.pingAt(base)) : this.pingAt(base));
       } catch (e) {
-      if (e instanceof RegistryError && e.status !== 0) throw e;
-      errors.push(`${scheme.replace(':', '')}: ${(e as Error).message}`);
-      if (last) {
-        const code = (e as NodeJS.ErrnoException).code;
-        throw new RegistryError('ERR_SYSCALL', `cannot reach registry ${this.host} (${errors.join('; ')})`, 0, { cause: e, ...(code ? { registryCode: code } : {}) });
-      }
+        if (e instanceof RegistryError && e.status !== 0) throw e;
+        errors.push(`${scheme.replace(':', '')}: ${(e as Error).message}`);
+        if (last) {
+          const code = (e as NodeJS.ErrnoException).code;
+          throw new RegistryError('ERR_SYSCALL', `cannot reach registry ${this.host} (${errors.join('; ')})`, 0, {
+            cause: e,
+            ...(code ? { registryCode: code } : {}),
+          });
+        }
       }
     }
     throw new RegistryError('ERR_SYSCALL', `cannot reach registry ${this.host}`, 0);
@@ -377,7 +396,7 @@ export class RegistryClient {
     const url = new URL(path, base);
     const sendOnce = (authorization: string | undefined) =>
       this.sendFollowing(url, o, authorization).catch((e: unknown) => {
-      throw e instanceof RegistryError ? e : netError(e, `${o.method} ${url.href}`);
+        throw e instanceof RegistryError ? e : netError(e, `${o.method} ${url.href}`);
       });
     let authorization = await this.auth.authorization(this.scope);
     let { res, url: answered } = await sendOnce(authorization);
@@ -386,7 +405,11 @@ export class RegistryClient {
       // Only the registry itself may say where to authenticate: a 401 from a host it
       // redirected to (blob storage) must never send our credentials to that host's realm.
       if (answered.host !== url.host) {
-        throw new RegistryError('ERR_INVALID_ARGUMENT', `${this.displayName}: the storage host ${answered.host} it redirected to refused the request (401)`, 401);
+        throw new RegistryError(
+          'ERR_INVALID_ARGUMENT',
+          `${this.displayName}: the storage host ${answered.host} it redirected to refused the request (401)`,
+          401,
+        );
       }
       const challenges = parseWwwAuthenticate(String(header(res.headers, 'www-authenticate') ?? ''));
       const sentBasic = authorization?.startsWith('Basic ') ?? false;
@@ -397,15 +420,19 @@ export class RegistryClient {
       if (authorization === undefined) throw this.auth.unauthorized('authentication required', errorText(body));
       ({ res } = await sendOnce(authorization));
       if (res.statusCode === 401) {
-      const body2 = await drain(res);
-      this.auth.invalidate(this.scope);
-      throw this.auth.unauthorized('authentication failed', errorText(body2));
+        const body2 = await drain(res);
+        this.auth.invalidate(this.scope);
+        throw this.auth.unauthorized('authentication failed', errorText(body2));
       }
     }
     const status = res.statusCode ?? 0;
     if (RETRYABLE_STATUS.has(status)) {
       const body = await drain(res);
-      const e = new RegistryError('ERR_INVALID_STATE', `${this.displayName}: ${o.method} ${path} answered ${status}${errorText(body) ? `: ${errorText(body)}` : ''}`, status);
+      const e = new RegistryError(
+        'ERR_INVALID_STATE',
+        `${this.displayName}: ${o.method} ${path} answered ${status}${errorText(body) ? `: ${errorText(body)}` : ''}`,
+        status,
+      );
       const ra = header(res.headers, 'retry-after');
       if (ra !== undefined && /^\d+$/.test(ra)) Object.assign(e, { retryAfterMs: Math.min(30, Number(ra)) * 1000 });
       throw e;
@@ -419,15 +446,25 @@ export class RegistryClient {
     const text = errorText(body);
     const code = errorCode(body);
     if (status === 404) {
-      return new RegistryError('ERR_INVALID_ARGUMENT', `${what}: not found in ${this.displayName}${text ? ` (${text})` : ''}`, status, code ? { registryCode: code } : {});
+      return new RegistryError(
+        'ERR_INVALID_ARGUMENT',
+        `${what}: not found in ${this.displayName}${text ? ` (${text})` : ''}`,
+        status,
+        code ? { registryCode: code } : {},
+      );
     }
     if (status === 403) {
       return new RegistryError('ERR_INVALID_ARGUMENT', `${what}: access denied by ${this.host}${text ? ` (${text})` : ''}`, status, {
-      hint: `check that your account may pull ${this.displayName} (\`tsrun login ${this.host}\`)`,
-      ...(code ? { registryCode: code } : {}),
+        hint: `check that your account may pull ${this.displayName} (\`tsrun login ${this.host}\`)`,
+        ...(code ? { registryCode: code } : {}),
       });
     }
-    return new RegistryError(status >= 500 ? 'ERR_INVALID_STATE' : 'ERR_INVALID_ARGUMENT', `${what}: ${this.host} answered ${status}${text ? ` (${text})` : ''}`, status, code ? { registryCode: code } : {});
+    return new RegistryError(
+      status >= 500 ? 'ERR_INVALID_STATE' : 'ERR_INVALID_ARGUMENT',
+      `${what}: ${this.host} answered ${status}${text ? ` (${text})` : ''}`,
+      status,
+      code ? { registryCode: code } : {},
+    );
   }
 
   // ---- API ----
@@ -442,7 +479,11 @@ export class RegistryClient {
     if (byDigest) validateDigest(tagOrDigest);
     const what = `manifest ${this.displayName}${byDigest ? '@' : ':'}${tagOrDigest}`;
     return this.withRetry(async () => {
-      const res = await this.request(`/v2/${this.repository}/manifests/${tagOrDigest}`, { method: 'GET', headers: { Accept: MANIFEST_ACCEPT.join(', ') }, signal: opts.signal });
+      const res = await this.request(`/v2/${this.repository}/manifests/${tagOrDigest}`, {
+        method: 'GET',
+        headers: { Accept: MANIFEST_ACCEPT.join(', ') },
+        signal: opts.signal,
+      });
       if (res.statusCode !== 200) throw await this.failure(res, what);
       const bytes = await readBody(res, MAX_MANIFEST_BYTES, what).catch((e: unknown) => {
         throw e instanceof TsrunError ? e : netError(e, `read ${what}`);
@@ -455,7 +496,11 @@ export class RegistryClient {
         const [alg] = expected.split(':');
         const got = alg === 'sha256' ? digest : `${alg}:${createHash(alg!).update(bytes).digest('hex')}`;
         if (got !== expected) {
-          throw new RegistryError('ERR_DIGEST_MISMATCH', `${what}: digest mismatch: expected ${expected}${byDigest ? '' : ' (Docker-Content-Digest)'}, the content hashes to ${got}`, 200);
+          throw new RegistryError(
+            'ERR_DIGEST_MISMATCH',
+            `${what}: digest mismatch: expected ${expected}${byDigest ? '' : ' (Docker-Content-Digest)'}, the content hashes to ${got}`,
+            200,
+          );
         }
       }
       return { bytes, digest, mediaType };
@@ -465,7 +510,15 @@ export class RegistryClient {
   /** HEAD a manifest: its digest (Docker-Content-Digest), type and size, without the body. */
   async headManifest(tagOrDigest: string, opts: { signal?: AbortSignal } = {}): Promise<ManifestHead> {
     const what = `manifest ${this.displayName}:${tagOrDigest}`;
-    const res = await this.withRetry(() => this.request(`/v2/${this.repository}/manifests/${tagOrDigest}`, { method: 'HEAD', headers: { Accept: MANIFEST_ACCEPT.join(', ') }, signal: opts.signal }), opts.signal);
+    const res = await this.withRetry(
+      () =>
+        this.request(`/v2/${this.repository}/manifests/${tagOrDigest}`, {
+          method: 'HEAD',
+          headers: { Accept: MANIFEST_ACCEPT.join(', ') },
+          signal: opts.signal,
+        }),
+      opts.signal,
+    );
     res.resume();
     if (res.statusCode !== 200) throw await this.failure(res, what);
     const digest = header(res.headers, 'docker-content-digest')?.trim();
@@ -479,7 +532,10 @@ export class RegistryClient {
   /** Does the registry have this blob? (HEAD /v2/<name>/blobs/<digest>) */
   async hasBlob(digest: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
     validateDigest(digest);
-    const res = await this.withRetry(() => this.request(`/v2/${this.repository}/blobs/${digest}`, { method: 'HEAD', headers: {}, signal: opts.signal }), opts.signal);
+    const res = await this.withRetry(
+      () => this.request(`/v2/${this.repository}/blobs/${digest}`, { method: 'HEAD', headers: {}, signal: opts.signal }),
+      opts.signal,
+    );
     res.resume();
     if (res.statusCode === 200) return true;
     if (res.statusCode === 404) return false;

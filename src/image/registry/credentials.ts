@@ -94,7 +94,8 @@ function readAuthFile(path: string): AuthFile | undefined {
   } catch (e) {
     throw new TsrunError('ERR_INVALID_CONFIG', `credentials file ${path} is not valid JSON: ${(e as Error).message}`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new TsrunError('ERR_INVALID_CONFIG', `credentials file ${path} is not a JSON object`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new TsrunError('ERR_INVALID_CONFIG', `credentials file ${path} is not a JSON object`);
   return doc as AuthFile;
 }
 
@@ -145,7 +146,9 @@ export function lookupCredentials(host: string, opts: CredentialOptions = {}): C
         ? Object.entries(dockerFile.credHelpers).find(([k]) => normalizeRegistryKey(k) === want)?.[1]
         : undefined) ?? (typeof dockerFile.credsStore === 'string' ? dockerFile.credsStore : undefined);
     if (helper) {
-      return { note: `${docker} keeps credentials in the credential helper "docker-credential-${helper}", which tsrun does not run; use \`tsrun login ${want}\`` };
+      return {
+        note: `${docker} keeps credentials in the credential helper "docker-credential-${helper}", which tsrun does not run; use \`tsrun login ${want}\``,
+      };
     }
   }
   return {};

@@ -205,7 +205,8 @@ export class ImageStore {
       throw e;
     }
     const got = `sha256:${createHash('sha256').update(buf).digest('hex')}`;
-    if (got !== digest) throw new TsrunError('ERR_DIGEST_MISMATCH', `stored blob ${digest} is corrupt (hashes to ${got}): remove it with \`tsrun image prune\``);
+    if (got !== digest)
+      throw new TsrunError('ERR_DIGEST_MISMATCH', `stored blob ${digest} is corrupt (hashes to ${got}): remove it with \`tsrun image prune\``);
     return buf;
   }
 
@@ -252,7 +253,8 @@ export class ImageStore {
   async setTagIfComplete(ref: string, rec: TagRecord, need: { blobs: string[]; layers: string[] }): Promise<void> {
     await this.withLock('repositories', () => {
       const gone = [...need.blobs.filter((d) => !this.hasBlob(d)), ...need.layers.filter((d) => !this.hasLayer(d))];
-      if (gone.length) throw new TsrunError('ERR_INVALID_STATE', `${gone.join(', ')} disappeared before ${ref} was tagged (a concurrent image prune?): pull again`);
+      if (gone.length)
+        throw new TsrunError('ERR_INVALID_STATE', `${gone.join(', ')} disappeared before ${ref} was tagged (a concurrent image prune?): pull again`);
       const all = this.tags();
       all[ref] = rec;
       writeFileAtomic(this.layout.repositories(), JSON.stringify(all, null, 2), 0o600);
@@ -302,7 +304,8 @@ export class ImageStore {
       mkdirSync(root, { recursive: true, mode: 0o755 });
       try {
         const got = await unpack(root);
-        if (got.diffId !== diffId) throw new TsrunError('ERR_DIGEST_MISMATCH', `layer diff_id mismatch: the config says ${diffId}, the content hashes to ${got.diffId}`);
+        if (got.diffId !== diffId)
+          throw new TsrunError('ERR_DIGEST_MISMATCH', `layer diff_id mismatch: the config says ${diffId}, the content hashes to ${got.diffId}`);
         const meta: LayerMeta = { ...got, diffId };
         writeFileAtomic(join(tmp, 'layer.json'), JSON.stringify(meta), 0o644);
         const dest = this.layout.layerDir(diffId);

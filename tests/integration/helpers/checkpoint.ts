@@ -125,7 +125,10 @@ export function registerDirectCases(tag: string, skip: string | null): void {
       expect((await state(c)).status).toBe('stopped');
       const files = readdirSync(img);
       for (const f of ['inventory.img', 'pstree.img', 'descriptors.json']) expect(files, `criu images in ${img}`).toContain(f);
-      expect(files.some((f) => /^pages-\d+\.img$/.test(f)), `pages-*.img in ${files.join(' ')}`).toBe(true);
+      expect(
+        files.some((f) => /^pages-\d+\.img$/.test(f)),
+        `pages-*.img in ${files.join(' ')}`,
+      ).toBe(true);
       expect(readdirSync(work)).toContain('dump.log');
       const frozen = counterOf(rootfs);
       expect(frozen).toBeGreaterThanOrEqual(5);
@@ -142,10 +145,14 @@ export function registerDirectCases(tag: string, skip: string | null): void {
       // (a restart from scratch would write 0, 1, 2 ...).
       const seen: number[] = [];
       expect(
-        await until(() => {
-          seen.push(counterOf(rootfs));
-          return seen[seen.length - 1]! >= frozen + 5;
-        }, 20_000, 50),
+        await until(
+          () => {
+            seen.push(counterOf(rootfs));
+            return seen[seen.length - 1]! >= frozen + 5;
+          },
+          20_000,
+          50,
+        ),
         `the counter goes on after restore (seen ${seen.join(',')})`,
       ).toBe(true);
       expect(Math.min(...seen), `values after restore: ${seen.join(',')}`).toBeGreaterThanOrEqual(frozen);
@@ -155,7 +162,10 @@ export function registerDirectCases(tag: string, skip: string | null): void {
       expect(ticks.slice(ticksBefore.length, ticksBefore.length + 3), `ticks: ${ticks.slice(-20).join(',')}`).toEqual([last + 1, last + 2, last + 3]);
       const v2 = v2Mount();
       if (v2) {
-        const procs = readFileSync(join(v2, 'tsrun', c, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+        const procs = readFileSync(join(v2, 'tsrun', c, 'cgroup.procs'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map(Number);
         expect(procs, 'the restored init is in the container cgroup').toContain(st.pid);
       }
       const del = await oci(root, ['delete', '--force', c]);
@@ -267,7 +277,11 @@ export function registerPodmanCases(skip: string | null): void {
         expect(await waitFor(async () => (await ticks(name)).length >= before.length + 5, 30_000), 'output resumes').toBe(true);
         const all = await ticks(name);
         // one sequence: the restored process goes on counting (never restarts at 0)
-        expect(all.slice(before.length, before.length + 3), `ticks after ${last}: ${all.slice(before.length - 3).join(',')}`).toEqual([last + 1, last + 2, last + 3]);
+        expect(all.slice(before.length, before.length + 3), `ticks after ${last}: ${all.slice(before.length - 3).join(',')}`).toEqual([
+          last + 1,
+          last + 2,
+          last + 3,
+        ]);
       } finally {
         await podman(['rm', '--force', '--time', '0', name], { timeoutMs: 60_000 });
       }

@@ -239,7 +239,11 @@ function cgroupMounts(): CgroupMount[] {
     const mp = f[4];
     if (!mp || (fstype !== 'cgroup' && fstype !== 'cgroup2')) continue;
     const opts = (superOpts ?? '').split(',');
-    res.push({ root: unescapeMount(mp), controllers: fstype === 'cgroup2' ? ['unified'] : opts.filter((o) => o !== 'rw' && o !== 'ro' && o !== 'relatime'), v2: fstype === 'cgroup2' });
+    res.push({
+      root: unescapeMount(mp),
+      controllers: fstype === 'cgroup2' ? ['unified'] : opts.filter((o) => o !== 'rw' && o !== 'ro' && o !== 'relatime'),
+      v2: fstype === 'cgroup2',
+    });
   }
   return res;
 }
@@ -431,11 +435,7 @@ function walkDirs(d: string): string[] {
 
 function readPids(d: string): number[] {
   try {
-    return fs
-      .readFileSync(path.join(d, 'cgroup.procs'), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
+    return fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }
@@ -489,7 +489,8 @@ class Cleaner {
   }
   finish(what: string, dir: string): void {
     const msgs: string[] = [];
-    if (this.leftovers.length) msgs.push(`leftovers that the client/runtime should have removed (now removed by the harness):\n  - ${this.leftovers.join('\n  - ')}`);
+    if (this.leftovers.length)
+      msgs.push(`leftovers that the client/runtime should have removed (now removed by the harness):\n  - ${this.leftovers.join('\n  - ')}`);
     if (this.problems.length) msgs.push(`cleanup problems:\n  - ${this.problems.join('\n  - ')}`);
     if (msgs.length) throw new Error(`${what} cleanup (${dir}):\n${msgs.join('\n')}`);
   }
@@ -687,7 +688,12 @@ export async function setupContainerd(): Promise<ContainerdEnv> {
   const runtime = runtimePath();
   assertRuntime(runtime);
   const dir = makeRunDir('containerd');
-  const namespace = `tsrun-it-${path.basename(dir).split('-').pop()!.toLowerCase().replace(/[^a-z0-9]/g, '')}`;
+  const namespace = `tsrun-it-${path
+    .basename(dir)
+    .split('-')
+    .pop()!
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')}`;
   const d = (...p: string[]) => path.join(dir, ...p);
   const address = d('containerd.sock');
   // shim sockets (/run/containerd/s), ctr fifos (/run/containerd/fifo) and the runtime's

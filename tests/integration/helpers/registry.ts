@@ -127,4 +127,3 @@ export function htpasswdLine(user: string, password: string): string {
   if (!hash.startsWith('$2b$05$')) throw new Error(`this libc's crypt(3) has no bcrypt (got "${hash}"): install apache2-utils`);
   return `${user}:${hash}`;
 }
-

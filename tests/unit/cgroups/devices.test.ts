@@ -15,14 +15,28 @@ function run(prog: Buffer, type: 'b' | 'c', access: string, major: number, minor
     const off = prog.readInt16LE(pc * 8 + 2);
     const imm = prog.readInt32LE(pc * 8 + 4);
     switch (code) {
-      case 0x61: r[dst] = ctx[off / 4]! >>> 0; break;
-      case 0x54: r[dst] = (r[dst]! & imm) >>> 0; break;
-      case 0x74: r[dst] = r[dst]! >>> imm; break;
-      case 0xb7: r[dst] = imm; break;
-      case 0xbf: r[dst] = r[src]!; break;
-      case 0x55: if (r[dst] !== imm) pc += off; break;
-      case 0x95: return r[0]!;
-      default: throw new Error(`opcode ${code.toString(16)}`);
+      case 0x61:
+        r[dst] = ctx[off / 4]! >>> 0;
+        break;
+      case 0x54:
+        r[dst] = (r[dst]! & imm) >>> 0;
+        break;
+      case 0x74:
+        r[dst] = r[dst]! >>> imm;
+        break;
+      case 0xb7:
+        r[dst] = imm;
+        break;
+      case 0xbf:
+        r[dst] = r[src]!;
+        break;
+      case 0x55:
+        if (r[dst] !== imm) pc += off;
+        break;
+      case 0x95:
+        return r[0]!;
+      default:
+        throw new Error(`opcode ${code.toString(16)}`);
     }
   }
   throw new Error('fell off the end');
@@ -51,9 +65,16 @@ describe('deviceProgram', () => {
   });
 
   it('lets a later rule override an earlier one, access bit by bit', () => {
-    const p = deviceProgram([{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 4, minor: 1, access: 'r' }, { allow: false, type: 'c', major: 4, access: 'rwm' }]);
+    const p = deviceProgram([
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', major: 4, minor: 1, access: 'r' },
+      { allow: false, type: 'c', major: 4, access: 'rwm' },
+    ]);
     expect(run(p, 'c', 'r', 4, 1)).toBe(0); // the last rule wins
-    const q = deviceProgram([{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 4, minor: 1, access: 'r' }]);
+    const q = deviceProgram([
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', major: 4, minor: 1, access: 'r' },
+    ]);
     expect(run(q, 'c', 'r', 4, 1)).toBe(1);
     expect(run(q, 'c', 'rw', 4, 1)).toBe(0); // w not covered
   });

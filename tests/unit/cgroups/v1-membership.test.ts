@@ -27,7 +27,10 @@ describe('parseV1Hierarchies', () => {
   });
   it('detect() is null on a pure v2 host, even with a name=systemd compatibility mount', () => {
     const d = tempDir('v1mi-');
-    writeFileSync(join(d, 'v2'), '41 31 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n');
+    writeFileSync(
+      join(d, 'v2'),
+      '41 31 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n',
+    );
     expect(CgroupV1.detect(join(d, 'v2'))).toBeNull();
     writeFileSync(join(d, 'hybrid'), HYBRID);
     expect(CgroupV1.detect(join(d, 'hybrid'))?.hierarchies.length).toBe(4);

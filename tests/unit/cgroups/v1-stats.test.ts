@@ -37,7 +37,13 @@ const memory = () =>
     'memory.memsw.usage_in_bytes': '900000\n',
     'memory.memsw.limit_in_bytes': '9223372036854771712\n',
   });
-const cpu = () => dir({ 'cpu.stat': 'nr_periods 7\nnr_throttled 2\nthrottled_time 3000000\nnr_bursts 0\nburst_time 0\n', 'cpu.cfs_quota_us': '-1\n', 'cpu.cfs_period_us': '100000\n', 'cpu.shares': '1024\n' });
+const cpu = () =>
+  dir({
+    'cpu.stat': 'nr_periods 7\nnr_throttled 2\nthrottled_time 3000000\nnr_bursts 0\nburst_time 0\n',
+    'cpu.cfs_quota_us': '-1\n',
+    'cpu.cfs_period_us': '100000\n',
+    'cpu.shares': '1024\n',
+  });
 const cpuacct = () => dir({ 'cpuacct.usage': '9000000\n', 'cpuacct.usage_user': '6000000\n', 'cpuacct.usage_sys': '3000000\n' });
 const pids = () => dir({ 'pids.current': '3\n', 'pids.max': 'max\n' });
 const blkio = () =>
@@ -66,7 +72,14 @@ describe('readContainerStats on a hybrid host', () => {
 
   it('takes memory, pids, io and throttling from v1, cpu time and pressure from v2', () => {
     const s = readContainerStats(v2(), v1());
-    expect(s.memory).toMatchObject({ current: 872448, peak: 1200128, max: 'max', events: { max: 0, oom_kill: 2 }, swapCurrent: 900000 - 872448, swapMax: 'max' });
+    expect(s.memory).toMatchObject({
+      current: 872448,
+      peak: 1200128,
+      max: 'max',
+      events: { max: 0, oom_kill: 2 },
+      swapCurrent: 900000 - 872448,
+      swapMax: 'max',
+    });
     expect(s.memory?.stat?.['hierarchical_memory_limit']).toBe(9223372036854771712n);
     expect(s.memory?.pressure?.some?.avg10).toBe(0.5);
     // cpu.stat key by key: v2's usage (core, always there) wins over cpuacct.
@@ -98,7 +111,14 @@ describe('readContainerStats on a hybrid host', () => {
 
 describe('stats view = the events --stats object', () => {
   /** The rows of the view, by name. */
-  const rows = (text: string) => Object.fromEntries(text.trim().split('\n').slice(1).map((l) => [l.trim().split(/\s+/)[0]!, l.trim().replace(/^\S+\s+/, '')]));
+  const rows = (text: string) =>
+    Object.fromEntries(
+      text
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => [l.trim().split(/\s+/)[0]!, l.trim().replace(/^\S+\s+/, '')]),
+    );
 
   it('shows the pids the JSON shows, also without a pids controller (cgroup.procs counted)', () => {
     // The bug: the view read pids.current (absent in a hybrid v2 cgroup) and said "-", while

@@ -94,13 +94,11 @@ describe('resourcesFromUpdateFlags (runc update flags → LinuxResources)', () =
 
   it('asks no controller for "unlimited" values, so they apply on hosts without the controller', () => {
     expect(requiredControllers(resourcesFromUpdateFlags({ memory: '-1', cpuQuota: '-1', pidsLimit: '-1' })).size).toBe(0);
-    expect([...requiredControllers(resourcesFromUpdateFlags({ memory: '64m', pidsLimit: '10', cpuQuota: '1000', cpusetCpus: '0', blkioWeight: '100' })).keys()].sort()).toEqual([
-      'cpu',
-      'cpuset',
-      'io',
-      'memory',
-      'pids',
-    ]);
+    expect(
+      [
+        ...requiredControllers(resourcesFromUpdateFlags({ memory: '64m', pidsLimit: '10', cpuQuota: '1000', cpusetCpus: '0', blkioWeight: '100' })).keys(),
+      ].sort(),
+    ).toEqual(['cpu', 'cpuset', 'io', 'memory', 'pids']);
   });
 
   it('refuses bad values naming the flag, as runc does', () => {
@@ -133,10 +131,17 @@ describe('mergeResources (the record after update)', () => {
 });
 
 describe('ps: runc’s filter of ps(1) output', () => {
-  const out = ['UID          PID    PPID  C STIME TTY          TIME CMD', 'root           1       0  0 10:00 ?        00:00:01 /sbin/init', 'root         42       1  0 10:01 ?        00:00:00 sleep 1000', ''].join('\n');
+  const out = [
+    'UID          PID    PPID  C STIME TTY          TIME CMD',
+    'root           1       0  0 10:00 ?        00:00:01 /sbin/init',
+    'root         42       1  0 10:01 ?        00:00:00 sleep 1000',
+    '',
+  ].join('\n');
 
   it('prints the header and the lines of the given pids', () => {
-    expect(filterPsOutput(out, [42])).toBe('UID          PID    PPID  C STIME TTY          TIME CMD\nroot         42       1  0 10:01 ?        00:00:00 sleep 1000\n');
+    expect(filterPsOutput(out, [42])).toBe(
+      'UID          PID    PPID  C STIME TTY          TIME CMD\nroot         42       1  0 10:01 ?        00:00:00 sleep 1000\n',
+    );
     expect(filterPsOutput(out, [])).toBe('UID          PID    PPID  C STIME TTY          TIME CMD\n');
     expect(filterPsOutput('    PID COMMAND\n     42 sleep\n      7 sh\n', [42])).toBe('    PID COMMAND\n     42 sleep\n');
   });

@@ -51,7 +51,9 @@ describe('loadArchive: formats', () => {
     const store = tmpStore();
     const res = await loadArchive(store, dir);
     expect(res.format).toBe('oci-dir');
-    expect(res.images).toEqual([{ refs: ['localhost/my_app:v1'], digest: img.manifestDigest, manifestDigest: img.manifestDigest, id: img.configDigest, layers: 2 }]);
+    expect(res.images).toEqual([
+      { refs: ['localhost/my_app:v1'], digest: img.manifestDigest, manifestDigest: img.manifestDigest, id: img.configDigest, layers: 2 },
+    ]);
     expect(store.tags()).toEqual({ 'localhost/my_app:v1': { digest: img.manifestDigest } });
     expect(layerFile(store, img.layers[0]!.diffId, 'etc/os-release')).toBe('NAME=test\n');
     expect(layerFile(store, img.layers[1]!.diffId, 'app/data.txt')).toMatch(/^top/);
@@ -103,12 +105,31 @@ describe('loadArchive: formats', () => {
         schemaVersion: 2,
         mediaType: 'application/vnd.oci.image.index.v1+json',
         manifests: [
-          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: other.manifestDigest, size: other.manifest.length, platform: { os: 'linux', architecture: 'mips64le' } },
-          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: img.manifestDigest, size: img.manifest.length, platform: { os: 'linux', architecture: JSON.parse(img.config.toString()).architecture } },
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: other.manifestDigest,
+            size: other.manifest.length,
+            platform: { os: 'linux', architecture: 'mips64le' },
+          },
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: img.manifestDigest,
+            size: img.manifest.length,
+            platform: { os: 'linux', architecture: JSON.parse(img.config.toString()).architecture },
+          },
         ],
       }),
     );
-    const entries = layoutEntries([{ image: img, refName: 'quay.io/x/multi:1', descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha256(index), size: index.length } }], new Map([[sha256(index), index]]));
+    const entries = layoutEntries(
+      [
+        {
+          image: img,
+          refName: 'quay.io/x/multi:1',
+          descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha256(index), size: index.length },
+        },
+      ],
+      new Map([[sha256(index), index]]),
+    );
     const store = tmpStore();
     const res = await loadArchive(store, await writeTarFile(join(tmp('oa'), 'm.tar'), entries));
     expect(res.images[0]).toMatchObject({ digest: sha256(index), manifestDigest: img.manifestDigest, platform: expect.stringMatching(/^linux\//) });
@@ -120,7 +141,13 @@ describe('loadArchive: formats', () => {
   it('loads a docker save archive: RepoTags normalised, layers stored uncompressed as their diff_ids, symlinked duplicates resolved', async () => {
     const a = await twoLayerImage({ comment: 'a' });
     const b = makeImage([a.layers[0]!, await makeLayer({ 'b.txt': 'b' })], { comment: 'b' });
-    const file = await writeTarFile(join(tmp('ds'), 'save.tar'), dockerSaveEntries([{ image: a, repoTags: ['busybox:latest', 'ghcr.io/o/a:1'] }, { image: b, repoTags: ['b:2'] }]));
+    const file = await writeTarFile(
+      join(tmp('ds'), 'save.tar'),
+      dockerSaveEntries([
+        { image: a, repoTags: ['busybox:latest', 'ghcr.io/o/a:1'] },
+        { image: b, repoTags: ['b:2'] },
+      ]),
+    );
     const store = tmpStore();
     const res = await loadArchive(store, file);
     expect(res.format).toBe('docker-archive');
@@ -145,7 +172,10 @@ describe('loadArchive: formats', () => {
     await loadArchive(s1, await writeTarFile(join(tmp('ds'), 'a.tar.gz'), plain, { gzip: true }));
     expect(inspectImage(s1, 'busybox').id).toBe(img.configDigest);
     const s2 = tmpStore();
-    await loadArchive(s2, await writeTarFile(join(tmp('ds'), 'b.tar'), dockerSaveEntries([{ image: img, repoTags: ['busybox:latest'] }], { gzipLayers: true })));
+    await loadArchive(
+      s2,
+      await writeTarFile(join(tmp('ds'), 'b.tar'), dockerSaveEntries([{ image: img, repoTags: ['busybox:latest'] }], { gzipLayers: true })),
+    );
     const info = inspectImage(s2, 'busybox');
     expect(info.layers.map((l) => [l.digest, l.mediaType])).toEqual(img.layers.map((l) => [l.gzDigest, 'application/vnd.oci.image.layer.v1.tar+gzip']));
     expect(info.layers.every((l) => l.unpacked)).toBe(true);
@@ -200,7 +230,9 @@ describe('saveImage', () => {
     const file = join(tmp('save'), 'd.tar');
     await saveImage(store, ['ghcr.io/o/app:1'], file, 'docker-archive');
     const manifest = JSON.parse(execFileSync('tar', ['-xOf', file, 'manifest.json'], { encoding: 'utf8' })) as unknown;
-    expect(manifest).toEqual([{ Config: `${hex(img.configDigest)}.json`, RepoTags: ['ghcr.io/o/app:1'], Layers: img.layers.map((l) => `${hex(l.diffId)}.tar`) }]);
+    expect(manifest).toEqual([
+      { Config: `${hex(img.configDigest)}.json`, RepoTags: ['ghcr.io/o/app:1'], Layers: img.layers.map((l) => `${hex(l.diffId)}.tar`) },
+    ]);
     const fresh = tmpStore();
     const res = await loadArchive(fresh, file);
     expect(res.images[0]).toMatchObject({ refs: ['ghcr.io/o/app:1'], id: img.configDigest });
@@ -229,7 +261,8 @@ describe('saveImage', () => {
 });
 
 describe.skipIf(!skopeo)('skopeo accepts what save writes', () => {
-  const insp = (ref: string) => JSON.parse(execFileSync('skopeo', ['inspect', ref], { encoding: 'utf8' })) as { Digest: string; Layers: string[]; Architecture: string };
+  const insp = (ref: string) =>
+    JSON.parse(execFileSync('skopeo', ['inspect', ref], { encoding: 'utf8' })) as { Digest: string; Layers: string[]; Architecture: string };
 
   it('oci-archive and docker-archive', async () => {
     const img = await twoLayerImage();
@@ -283,7 +316,9 @@ describe('loadArchive: malicious and broken archives are refused, nothing tagged
     await refuse([{ name: 'blobs/../../evil', data: 'x' }, ...good], /escapes the archive/);
     await refuse([{ name: '/etc/evil', data: 'x' }, ...good], /absolute path/);
     // a link whose target leaves the archive
-    const docker = dockerSaveEntries([{ image: img, repoTags: ['x:1'] }]).map((e) => (e.name.endsWith('/layer.tar') ? { name: e.name, type: 'symlink' as const, linkname: '../../../etc/passwd' } : e));
+    const docker = dockerSaveEntries([{ image: img, repoTags: ['x:1'] }]).map((e) =>
+      e.name.endsWith('/layer.tar') ? { name: e.name, type: 'symlink' as const, linkname: '../../../etc/passwd' } : e,
+    );
     await refuse(docker, /links to "\.\.\/\.\.\/\.\.\/etc\/passwd", outside the archive/);
     await refuse([{ name: 'dev', type: 'character-device' }, ...good], /is a character-device/);
   });
@@ -298,7 +333,10 @@ describe('loadArchive: malicious and broken archives are refused, nothing tagged
     const img = await twoLayerImage();
     const good = layoutEntries([{ image: img, refName: 'x:1' }]);
     const big = Buffer.alloc(5 * 1024 * 1024, 0x20);
-    await refuse([...good.filter((e) => e.name !== 'index.json'), { name: 'index.json', data: big }], /member "index.json" is 5242880 bytes, more than the 4194304 allowed for metadata/);
+    await refuse(
+      [...good.filter((e) => e.name !== 'index.json'), { name: 'index.json', data: big }],
+      /member "index.json" is 5242880 bytes, more than the 4194304 allowed for metadata/,
+    );
     await refuse(good, /more than the 100 allowed/, { maxMemberSize: 100 });
   });
 
@@ -335,7 +373,10 @@ describe('loadArchive: malicious and broken archives are refused, nothing tagged
   it('a layer whose content is not its diff_id fails at unpack, and nothing is tagged', async () => {
     const l = await makeLayer({ a: 'a' });
     const img = makeImage([{ ...l, diffId: sha256('not this') }]);
-    const store = await refuse(layoutEntries([{ image: img, refName: 'x:1' }]), /unpack layer 1\/1 \(sha256:[a-f0-9]{64}\): .*diff_id mismatch: expected sha256:[a-f0-9]{64}, the content hashes to sha256:/);
+    const store = await refuse(
+      layoutEntries([{ image: img, refName: 'x:1' }]),
+      /unpack layer 1\/1 \(sha256:[a-f0-9]{64}\): .*diff_id mismatch: expected sha256:[a-f0-9]{64}, the content hashes to sha256:/,
+    );
     expect(store.hasLayer(sha256('not this'))).toBe(false);
   });
 
@@ -371,6 +412,12 @@ describe('loadArchive: malicious and broken archives are refused, nothing tagged
   it('two images claiming one name', async () => {
     const a = await twoLayerImage({ comment: 'a' });
     const b = await twoLayerImage({ comment: 'b' });
-    await refuse(dockerSaveEntries([{ image: a, repoTags: ['x:1'] }, { image: b, repoTags: ['docker.io/library/x:1'] }]), /names docker\.io\/library\/x:1 for two different images/);
+    await refuse(
+      dockerSaveEntries([
+        { image: a, repoTags: ['x:1'] },
+        { image: b, repoTags: ['docker.io/library/x:1'] },
+      ]),
+      /names docker\.io\/library\/x:1 for two different images/,
+    );
   });
 });

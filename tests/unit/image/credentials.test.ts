@@ -3,7 +3,14 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { dockerConfigPath, lookupCredentials, normalizeRegistryKey, removeCredentials, saveCredentials, tsrunAuthPath } from '../../../src/image/registry/credentials.js';
+import {
+  dockerConfigPath,
+  lookupCredentials,
+  normalizeRegistryKey,
+  removeCredentials,
+  saveCredentials,
+  tsrunAuthPath,
+} from '../../../src/image/registry/credentials.js';
 import { TsrunError } from '../../../src/util/errors.js';
 
 let dir: string;

@@ -3,7 +3,16 @@
 // with the decisions that pass (e.g. refusing to write through a symlink) is covered on a
 // real filesystem by tests/native/unpack.test.ts.
 import { describe, expect, it } from 'vitest';
-import { decide, DEFAULT_LAYER_LIMITS, LayerBudget, normalisePath, parsePaxRecords, resolveLimits, type Decision, type TarHeader } from '../../../src/image/layer/entry-policy.js';
+import {
+  decide,
+  DEFAULT_LAYER_LIMITS,
+  LayerBudget,
+  normalisePath,
+  parsePaxRecords,
+  resolveLimits,
+  type Decision,
+  type TarHeader,
+} from '../../../src/image/layer/entry-policy.js';
 import { paxBody } from '../../fixtures/tar-builder.js';
 
 const MTIME = new Date(1_700_000_000_000);
@@ -104,9 +113,23 @@ const BREAKOUTS: BreakoutCase[] = [
   },
   {
     name: 'HardlinkDownAndOut',
-    entries: [D('etc', { mode: 0o770 }), F('/etc/passwd'), D('breakouts'), D('downandout'), S('breakouts/d1', '../downandout/../../etc'), L('breakouts/mypasswd', '/breakouts/d1/passwd')],
+    entries: [
+      D('etc', { mode: 0o770 }),
+      F('/etc/passwd'),
+      D('breakouts'),
+      D('downandout'),
+      S('breakouts/d1', '../downandout/../../etc'),
+      L('breakouts/mypasswd', '/breakouts/d1/passwd'),
+    ],
     verbatim: ['dir etc', 'reject', 'dir breakouts', 'dir downandout', 'symlink breakouts/d1 -> ../downandout/../../etc', 'reject'],
-    relative: ['dir etc', 'file etc/passwd', 'dir breakouts', 'dir downandout', 'symlink breakouts/d1 -> ../downandout/../../etc', 'hardlink breakouts/mypasswd -> breakouts/d1/passwd'],
+    relative: [
+      'dir etc',
+      'file etc/passwd',
+      'dir breakouts',
+      'dir downandout',
+      'symlink breakouts/d1 -> ../downandout/../../etc',
+      'hardlink breakouts/mypasswd -> breakouts/d1/passwd',
+    ],
   },
   {
     name: 'HardlinkAbsolute',

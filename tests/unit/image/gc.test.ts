@@ -56,7 +56,11 @@ describe('removeImage', () => {
     await store.setTag('docker.io/library/a:alias', { digest: a.manifestDigest });
     const id = hex(a.configDigest).slice(0, 8);
     await expect(removeImage(store, id)).rejects.toThrow(/is tagged docker\.io\/library\/a:1, docker\.io\/library\/a:alias: remove a tag by name, or force/);
-    expect(await removeImage(store, id, { force: true })).toEqual({ untagged: ['docker.io/library/a:1', 'docker.io/library/a:alias'], digest: a.manifestDigest, dangling: true });
+    expect(await removeImage(store, id, { force: true })).toEqual({
+      untagged: ['docker.io/library/a:1', 'docker.io/library/a:alias'],
+      digest: a.manifestDigest,
+      dangling: true,
+    });
     expect(Object.keys(store.tags())).toEqual(['docker.io/library/b:1']);
   });
 
@@ -68,7 +72,10 @@ describe('removeImage', () => {
     await store.setTag('docker.io/library/a:alias', { digest: a.manifestDigest });
     await removeImage(store, 'a:alias', { inUse }); // another tag remains: allowed, not even asked
     expect(asked).toEqual([]);
-    await expect(removeImage(store, 'a:1', { inUse })).rejects.toMatchObject({ code: 'ERR_INVALID_STATE', message: expect.stringMatching(/image docker\.io\/library\/a:1 is in use by a container/) });
+    await expect(removeImage(store, 'a:1', { inUse })).rejects.toMatchObject({
+      code: 'ERR_INVALID_STATE',
+      message: expect.stringMatching(/image docker\.io\/library\/a:1 is in use by a container/),
+    });
     expect(asked).toEqual([a.layers.map((l) => l.diffId)]);
     expect(store.tags()['docker.io/library/a:1']).toBeDefined();
     await removeImage(store, 'a:1', { inUse, force: true });
@@ -128,7 +135,12 @@ describe('pruneImages', () => {
         mediaType: 'application/vnd.oci.image.index.v1+json',
         manifests: [
           { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: host.manifestDigest, size: host.manifest.length, platform: hostPlatform() },
-          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: other.manifestDigest, size: other.manifest.length, platform: { os: 'linux', architecture: 'mips64le' } },
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: other.manifestDigest,
+            size: other.manifest.length,
+            platform: { os: 'linux', architecture: 'mips64le' },
+          },
         ],
       }),
     );

@@ -47,7 +47,16 @@ export async function makeTar(entries: TarEntrySpec[]): Promise<Buffer> {
     const data = e.data === undefined ? Buffer.alloc(0) : Buffer.from(e.data);
     await new Promise<void>((resolve, reject) => {
       pack.entry(
-        { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(0), uid: 0, gid: 0, ...(e.linkname ? { linkname: e.linkname } : {}), size: type === 'file' ? data.length : 0 },
+        {
+          name: e.name,
+          type,
+          mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
+          mtime: new Date(0),
+          uid: 0,
+          gid: 0,
+          ...(e.linkname ? { linkname: e.linkname } : {}),
+          size: type === 'file' ? data.length : 0,
+        },
         type === 'file' ? data : Buffer.alloc(0),
         (err) => (err ? reject(err) : resolve()),
       );
@@ -183,7 +192,9 @@ export function dockerSaveEntries(images: Array<{ image: BuiltImage; repoTags: s
       const path = `${id}/layer.tar`;
       layerPaths.push(path);
       // docker writes a layer shared with an earlier image as a symlink to the first copy
-      const first = [...out.values()].find((e) => e.name.endsWith('/layer.tar') && e.data && sha256(Buffer.from(e.data)) === (opts.gzipLayers ? sha256(l.gz) : l.diffId));
+      const first = [...out.values()].find(
+        (e) => e.name.endsWith('/layer.tar') && e.data && sha256(Buffer.from(e.data)) === (opts.gzipLayers ? sha256(l.gz) : l.diffId),
+      );
       out.set(`${id}/`, { name: `${id}/`, type: 'directory' });
       out.set(`${id}/VERSION`, { name: `${id}/VERSION`, data: '1.0' });
       out.set(`${id}/json`, { name: `${id}/json`, data: JSON.stringify({ id, ...(parent ? { parent } : {}) }) });

@@ -78,7 +78,9 @@ describe('inspectImage / findImage', () => {
     const info = inspectImage(store, 'busybox');
     expect(info.config.rootfs.diff_ids).toEqual(ls.map((l) => l.diffId));
     expect(info.manifest.layers.map((l) => l.digest)).toEqual(ls.map((l) => l.gzDigest));
-    expect(info.layers).toEqual(ls.map((l) => ({ digest: l.gzDigest, diffId: l.diffId, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', size: l.gz.length, unpacked: true })));
+    expect(info.layers).toEqual(
+      ls.map((l) => ({ digest: l.gzDigest, diffId: l.diffId, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', size: l.gz.length, unpacked: true })),
+    );
     store.removeLayer(ls[1]!.diffId);
     expect(inspectImage(store, 'busybox').layers.map((l) => l.unpacked)).toEqual([true, false]);
   });
@@ -100,7 +102,11 @@ describe('inspectImage / findImage', () => {
     await addImage(store, 'docker.io/library/a:2', a);
     await addImage(store, 'docker.io/library/b:1', b);
     const prefix = hex(a.configDigest).slice(0, 4);
-    expect(findImage(store, hex(a.configDigest).slice(0, 16))).toMatchObject({ ref: 'docker.io/library/a:1', refs: ['docker.io/library/a:1', 'docker.io/library/a:2'], byId: true });
+    expect(findImage(store, hex(a.configDigest).slice(0, 16))).toMatchObject({
+      ref: 'docker.io/library/a:1',
+      refs: ['docker.io/library/a:1', 'docker.io/library/a:2'],
+      byId: true,
+    });
     let err: Error | undefined;
     try {
       inspectImage(store, prefix);

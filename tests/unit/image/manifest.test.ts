@@ -93,7 +93,9 @@ describe('parseManifest', () => {
   });
 
   it('refuses sha512 descriptors as unsupported (the store is sha256)', () => {
-    const e = errOf(() => parseManifest(buf(ociManifest({ config: { mediaType: MediaType.OciConfig, digest: `sha512:${'a'.repeat(128)}`, size: 1 } })), MediaType.OciManifest));
+    const e = errOf(() =>
+      parseManifest(buf(ociManifest({ config: { mediaType: MediaType.OciConfig, digest: `sha512:${'a'.repeat(128)}`, size: 1 } })), MediaType.OciManifest),
+    );
     expect(e.code).toBe('ERR_UNSUPPORTED');
   });
 
@@ -111,7 +113,11 @@ describe('parseManifest', () => {
 
   it('parses a Docker manifest list and an OCI index', () => {
     for (const mt of [MediaType.DockerManifestList, MediaType.OciIndex]) {
-      const idx = { schemaVersion: 2, mediaType: mt, manifests: [{ mediaType: MediaType.DockerManifest, digest: d('c'), size: 5, platform: { os: 'linux', architecture: 'amd64' } }] };
+      const idx = {
+        schemaVersion: 2,
+        mediaType: mt,
+        manifests: [{ mediaType: MediaType.DockerManifest, digest: d('c'), size: 5, platform: { os: 'linux', architecture: 'amd64' } }],
+      };
       const p = parseManifest(buf(idx), mt);
       expect(p.kind).toBe('index');
     }
@@ -128,7 +134,12 @@ describe('parseManifest', () => {
 });
 
 describe('parseImageConfig', () => {
-  const cfg = { architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/bin'], Cmd: ['sh'], Labels: { a: 'b' } }, rootfs: { type: 'layers', diff_ids: [d('e')] } };
+  const cfg = {
+    architecture: 'amd64',
+    os: 'linux',
+    config: { Env: ['PATH=/bin'], Cmd: ['sh'], Labels: { a: 'b' } },
+    rootfs: { type: 'layers', diff_ids: [d('e')] },
+  };
   it('parses a config', () => {
     const c = parseImageConfig(buf(cfg));
     expect(c.rootfs.diff_ids).toEqual([d('e')]);
@@ -188,7 +199,13 @@ describe('platforms', () => {
       { mediaType: MediaType.OciManifest, digest: d('1'), size: 1, platform: { os: 'linux', architecture: 'amd64' } },
       { mediaType: MediaType.OciManifest, digest: d('2'), size: 1, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
       { mediaType: MediaType.OciManifest, digest: d('3'), size: 1, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
-      { mediaType: MediaType.OciManifest, digest: d('4'), size: 1, platform: { os: 'unknown', architecture: 'unknown' }, annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } },
+      {
+        mediaType: MediaType.OciManifest,
+        digest: d('4'),
+        size: 1,
+        platform: { os: 'unknown', architecture: 'unknown' },
+        annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
+      },
       { mediaType: MediaType.OciManifest, digest: d('5'), size: 1, platform: { os: 'windows', architecture: 'amd64', 'os.version': '10.0.17763.1' } },
     ],
   };
@@ -210,7 +227,11 @@ describe('platforms', () => {
   });
 
   it('a bare linux/arm64 entry satisfies linux/arm64/v8', () => {
-    const idx: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [{ mediaType: MediaType.DockerManifest, digest: d('9'), size: 1, platform: { os: 'linux', architecture: 'arm64' } }] };
+    const idx: ImageIndex = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: [{ mediaType: MediaType.DockerManifest, digest: d('9'), size: 1, platform: { os: 'linux', architecture: 'arm64' } }],
+    };
     expect(selectPlatform(idx, parsePlatform('linux/arm64/v8')).digest).toBe(d('9'));
   });
 });

@@ -89,10 +89,16 @@ describe('TestValidateReferenceName', () => {
 
 // normalize_test.go TestValidateRemoteName
 describe('TestValidateRemoteName', () => {
-  it.each(['docker/docker', 'thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev', 'docker-rules/docker', 'docker---rules/docker', 'doc/docker', 'd/docker', 'jess/t', 'dock__er/docker'])(
-    'valid: %s',
-    (name) => expect(() => parseReference(name)).not.toThrow(),
-  );
+  it.each([
+    'docker/docker',
+    'thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev',
+    'docker-rules/docker',
+    'docker---rules/docker',
+    'doc/docker',
+    'd/docker',
+    'jess/t',
+    'dock__er/docker',
+  ])('valid: %s', (name) => expect(() => parseReference(name)).not.toThrow());
   it.each([
     'docker/Docker',
     'docker///docker',
@@ -162,7 +168,10 @@ describe('tags and digests', () => {
     ['dmcgowan/myapp:latest', 'docker.io/dmcgowan/myapp:latest'],
     ['docker.io/mcgowan/myapp:latest', 'docker.io/mcgowan/myapp:latest'],
     [`dmcgowan/myapp@${D2}`, `docker.io/dmcgowan/myapp@${D2}`],
-    ['dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9', 'docker.io/library/dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9:latest'],
+    [
+      'dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9',
+      'docker.io/library/dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9:latest',
+    ],
     ['dbcc1', 'docker.io/library/dbcc1:latest'],
   ])('%s -> %s', (input, canonical) => {
     expect(parseReference(input).canonical).toBe(canonical);

@@ -5,13 +5,17 @@ import { TsrunError } from '../../../src/util/errors.js';
 
 describe('parseWwwAuthenticate', () => {
   it('parses Docker Hub style Bearer challenges', () => {
-    expect(parseWwwAuthenticate('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push"')).toEqual([
+    expect(
+      parseWwwAuthenticate('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push"'),
+    ).toEqual([
       { scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:samalba/my-app:pull,push' } },
     ]);
   });
 
   it('parses errors and escapes inside quoted strings', () => {
-    const [c] = parseWwwAuthenticate('Bearer realm="http://127.0.0.1:1/token",service="svc",scope="repository:a/b:pull",error="insufficient_scope",error_description="say \\"hi\\", ok"');
+    const [c] = parseWwwAuthenticate(
+      'Bearer realm="http://127.0.0.1:1/token",service="svc",scope="repository:a/b:pull",error="insufficient_scope",error_description="say \\"hi\\", ok"',
+    );
     expect(c!.params.error).toBe('insufficient_scope');
     expect(c!.params.error_description).toBe('say "hi", ok');
     expect(c!.params.scope).toBe('repository:a/b:pull');
@@ -42,7 +46,10 @@ describe('parseWwwAuthenticate', () => {
 });
 
 describe('RegistryAuth', () => {
-  function transport(log: URL[], reply: (u: URL) => { status: number; body: unknown } = () => ({ status: 200, body: { token: 'T1', expires_in: 300 } })): TokenTransport {
+  function transport(
+    log: URL[],
+    reply: (u: URL) => { status: number; body: unknown } = () => ({ status: 200, body: { token: 'T1', expires_in: 300 } }),
+  ): TokenTransport {
     return async (url) => {
       log.push(url);
       const r = reply(url);
@@ -121,7 +128,11 @@ describe('RegistryAuth', () => {
   });
 
   it('a token server 401 is an unauthorized error, a 500 says so', async () => {
-    const a = new RegistryAuth({ registry: 'r', transport: transport([], () => ({ status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'bad creds' }] } })), allowHttp: () => true });
+    const a = new RegistryAuth({
+      registry: 'r',
+      transport: transport([], () => ({ status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'bad creds' }] } })),
+      allowHttp: () => true,
+    });
     a.learn(parseWwwAuthenticate('Bearer realm="http://127.0.0.1/t"'));
     await expect(a.authorization('s')).rejects.toThrow(/unauthorized: r: the token server .* answered 401 \(UNAUTHORIZED: bad creds\)/);
     const b = new RegistryAuth({ registry: 'r', transport: transport([], () => ({ status: 500, body: 'x' })), allowHttp: () => true });

@@ -31,7 +31,12 @@ function client(host: string, path = 'test/img', opts: ConstructorParameters<typ
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const manifest = Buffer.from(
-  JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: `sha256:${'a'.repeat(64)}`, size: 1 }, layers: [] }),
+  JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: `sha256:${'a'.repeat(64)}`, size: 1 },
+    layers: [],
+  }),
 );
 
 afterEach(async () => {
@@ -261,9 +266,13 @@ describe('auth and redirects', () => {
       }
       res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="r"' }).end();
     });
-    await expect(client(`127.0.0.1:${port}`, 'test/img', { credentials: { username: 'u', password: 'wrong' } }).getManifest('latest')).rejects.toThrow(/stored credentials were refused/);
+    await expect(client(`127.0.0.1:${port}`, 'test/img', { credentials: { username: 'u', password: 'wrong' } }).getManifest('latest')).rejects.toThrow(
+      /stored credentials were refused/,
+    );
     const n = log.length;
-    expect((await client(`127.0.0.1:${port}`, 'test/img', { credentials: { username: 'u', password: 'right' } }).getManifest('latest')).digest).toBe(sha(manifest));
+    expect((await client(`127.0.0.1:${port}`, 'test/img', { credentials: { username: 'u', password: 'right' } }).getManifest('latest')).digest).toBe(
+      sha(manifest),
+    );
     expect(log.length - n).toBe(2); // ping (learns Basic) + one authorised GET
   });
 });

@@ -35,13 +35,9 @@ import { TsrunError } from '../../../src/util/errors.js';
 
 describe('MS_* constants', () => {
   it('have the Linux values', () => {
-    expect([MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT, MS_MANDLOCK, MS_DIRSYNC]).toEqual([
-      1, 2, 4, 8, 16, 32, 64, 128,
-    ]);
+    expect([MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT, MS_MANDLOCK, MS_DIRSYNC]).toEqual([1, 2, 4, 8, 16, 32, 64, 128]);
     expect([MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_SILENT]).toEqual([1024, 2048, 4096, 16384, 32768]);
-    expect([MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_RELATIME]).toEqual([
-      0x20000, 0x40000, 0x80000, 0x100000, 0x200000,
-    ]);
+    expect([MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_RELATIME]).toEqual([0x20000, 0x40000, 0x80000, 0x100000, 0x200000]);
     expect([MS_STRICTATIME, MS_LAZYTIME]).toEqual([0x1000000, 0x2000000]);
   });
 });
@@ -166,9 +162,7 @@ describe('parseMountOptions', () => {
     const r = parseMountOptions(['rro', 'rnosuid', 'rnodev', 'rnoexec', 'rnodiratime']);
     expect(r.flags).toBe(0);
     expect(r.data).toEqual([]);
-    expect(r.extra.recAttrSet).toBe(
-      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODIRATIME,
-    );
+    expect(r.extra.recAttrSet).toBe(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODIRATIME);
     expect(r.extra.recAttrSet).toBe(1 | 2 | 4 | 8 | 0x80);
     expect(r.extra.recAttrClear).toBe(0);
 

@@ -65,8 +65,11 @@ describe('buildInitPlan', () => {
     expect(ops(s).slice(-8)).toEqual(['SETUSER', 'FIND_EXEC', 'CLOSE_FDS', 'READY', 'CAPS', 'NNP', 'SECCOMP', 'EXEC']);
   });
 
-  it('without no_new_privs loads seccomp after tsrun\'s own work, followed only by capset (CAP_SYS_ADMIN raised for it)', () => {
-    const s = buildInitPlan(spec((x) => (x.process!.noNewPrivileges = false)), inputs());
+  it("without no_new_privs loads seccomp after tsrun's own work, followed only by capset (CAP_SYS_ADMIN raised for it)", () => {
+    const s = buildInitPlan(
+      spec((x) => (x.process!.noNewPrivileges = false)),
+      inputs(),
+    );
     expect(ops(s).slice(-7)).toEqual(['SETUSER', 'FIND_EXEC', 'CLOSE_FDS', 'READY', 'SECCOMP', 'CAPS', 'EXEC']);
     expect(s[idx(s, 'SECCOMP')]!.fields[1]).toEqual({ int: 1 });
     expect(ops(s)).not.toContain('NNP');
@@ -86,7 +89,10 @@ describe('buildInitPlan', () => {
     const s = buildInitPlan(spec(), inputs());
     const cg = s.find((x) => x.op === 'MOUNT' && x.target?.endsWith('/sys/fs/cgroup'));
     expect(cg!.target).toBe('/sys/fs/cgroup/unified/tsrun/c1 on /sys/fs/cgroup');
-    const withNs = buildInitPlan(spec((x) => x.linux!.namespaces!.push({ type: 'cgroup' })), inputs());
+    const withNs = buildInitPlan(
+      spec((x) => x.linux!.namespaces!.push({ type: 'cgroup' })),
+      inputs(),
+    );
     expect(withNs.find((x) => x.op === 'MOUNT' && x.target?.endsWith('/sys/fs/cgroup'))!.target).toBe('cgroup2 on /sys/fs/cgroup');
   });
 
@@ -99,17 +105,35 @@ describe('buildInitPlan', () => {
   it('creates a user namespace before the other namespaces and joins user first', () => {
     const s = buildInitPlan(
       spec((x) => x.linux!.namespaces!.push({ type: 'user' })),
-      inputs({ joins: [{ type: 'mount', fd: 4, path: '/m' }, { type: 'user', fd: 3, path: '/u' }] }),
+      inputs({
+        joins: [
+          { type: 'mount', fd: 4, path: '/m' },
+          { type: 'user', fd: 3, path: '/u' },
+        ],
+      }),
     );
     expect(s.filter((x) => x.op === 'SETNS').map((x) => x.target)).toEqual(['/u', '/m']);
     expect(idx(s, 'USERNS')).toBeLessThan(idx(s, 'UNSHARE'));
   });
 
   it('refuses a spec without any mount namespace, and empty args; a joined one is used', () => {
-    expect(() => buildInitPlan(spec((x) => (x.linux!.namespaces = [{ type: 'pid' }])), inputs())).toThrow(/must include a mount namespace \(new, or joined by path\)/);
-    const joined = buildInitPlan(spec((x) => (x.linux!.namespaces = [{ type: 'mount', path: '/run/ns/mnt' }])), inputs({ joins: [{ type: 'mount', fd: 9, path: '/run/ns/mnt' }] }));
+    expect(() =>
+      buildInitPlan(
+        spec((x) => (x.linux!.namespaces = [{ type: 'pid' }])),
+        inputs(),
+      ),
+    ).toThrow(/must include a mount namespace \(new, or joined by path\)/);
+    const joined = buildInitPlan(
+      spec((x) => (x.linux!.namespaces = [{ type: 'mount', path: '/run/ns/mnt' }])),
+      inputs({ joins: [{ type: 'mount', fd: 9, path: '/run/ns/mnt' }] }),
+    );
     expect(ops(joined).slice(0, 3)).toEqual(['DUMPABLE', 'SETNS', 'FORK']);
-    expect(() => buildInitPlan(spec((x) => (x.process!.args = [])), inputs())).toThrow(/process.args/);
+    expect(() =>
+      buildInitPlan(
+        spec((x) => (x.process!.args = [])),
+        inputs(),
+      ),
+    ).toThrow(/process.args/);
   });
 
   it('raises only ambient caps that are also permitted and inheritable', () => {
@@ -125,7 +149,22 @@ describe('buildInitPlan', () => {
 describe('buildExecPlan', () => {
   it('joins, forks, and never touches mounts', () => {
     const s = buildExecPlan(spec().process!, { lastCap: 40, joins: [{ type: 'pid', fd: 5, path: '/p' }], consoleFd: -1, preserveFds: 0, detach: true });
-    expect(ops(s)).toEqual(['DUMPABLE', 'SETNS', 'FORK', 'SETSID', 'CHDIR', 'UMASK', 'CAPS_BOUNDING', 'SETUSER', 'FIND_EXEC', 'CLOSE_FDS', 'READY', 'CAPS', 'NNP', 'EXEC']);
+    expect(ops(s)).toEqual([
+      'DUMPABLE',
+      'SETNS',
+      'FORK',
+      'SETSID',
+      'CHDIR',
+      'UMASK',
+      'CAPS_BOUNDING',
+      'SETUSER',
+      'FIND_EXEC',
+      'CLOSE_FDS',
+      'READY',
+      'CAPS',
+      'NNP',
+      'EXEC',
+    ]);
   });
 });
 

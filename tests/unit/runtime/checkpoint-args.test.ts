@@ -44,7 +44,7 @@ describe('criuDumpArgs', () => {
     externalNs: ['net[4026532000]:extRootNetNS'],
     externalFiles: ['file[19:4]', 'file[19:4]'],
   };
-  it('dumps the init with runc\'s options: root, cgroups, freezer, external mounts, namespaces and stdio files', () => {
+  it("dumps the init with runc's options: root, cgroups, freezer, external mounts, namespaces and stdio files", () => {
     const a = criuDumpArgs({ id: 'c1', imagePath: '/img', workPath: '/w', tcpEstablished: true, fileLocks: true }, inputs, 'dump.log');
     expect(a.slice(0, 10)).toEqual(['dump', '-t', '42', '-D', '/img', '-o', 'dump.log', '-v4', '--root', '/b/rootfs']);
     expect(a.join(' ')).toContain('-W /w --manage-cgroups=soft --network-lock nftables --freeze-cgroup /sys/fs/cgroup/tsrun/c1');
@@ -71,7 +71,7 @@ describe('criuDumpArgs', () => {
 });
 
 describe('criuRestoreArgs', () => {
-  it('maps mounts back to their sources, reconnects pipes and external files to tsrun\'s own stdio, passes namespaces', () => {
+  it("maps mounts back to their sources, reconnects pipes and external files to tsrun's own stdio, passes namespaces", () => {
     const a = criuRestoreArgs(
       { id: 'c1', bundle: '/b', detach: true, imagePath: '/img', lsmProfile: 'apparmor:p' },
       {
@@ -87,7 +87,20 @@ describe('criuRestoreArgs', () => {
       'restore.log',
     );
     const s = a.join(' ');
-    expect(a.slice(0, 12)).toEqual(['restore', '-D', '/img', '-o', 'restore.log', '-v4', '--root', '/run/tsrun/.criu-root-c1', '--restore-detached', '--restore-sibling', '--pidfile', '/run/tsrun/c1/criu.pid']);
+    expect(a.slice(0, 12)).toEqual([
+      'restore',
+      '-D',
+      '/img',
+      '-o',
+      'restore.log',
+      '-v4',
+      '--root',
+      '/run/tsrun/.criu-root-c1',
+      '--restore-detached',
+      '--restore-sibling',
+      '--pidfile',
+      '/run/tsrun/c1/criu.pid',
+    ]);
     expect(s).toContain('--cgroup-root /tsrun/c1');
     expect(s).toContain('--ext-mount-map /etc/hosts:/h');
     expect(s).toContain('--inherit-fd fd[1]:pipe:[123] --inherit-fd fd[2]:pipe:[124]');

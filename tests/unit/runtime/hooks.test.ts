@@ -53,14 +53,7 @@ async function failure(p: Promise<unknown>): Promise<TsrunError> {
 
 describe('hookOrder', () => {
   it('lists the six phases in run order', () => {
-    expect(hookOrder.map((h) => h.kind)).toEqual([
-      'prestart',
-      'createRuntime',
-      'createContainer',
-      'startContainer',
-      'poststart',
-      'poststop',
-    ]);
+    expect(hookOrder.map((h) => h.kind)).toEqual(['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop']);
   });
   it('only poststart and poststop failures are warnings', () => {
     expect(hookOrder.filter((h) => hookFailureIsWarning(h.kind)).map((h) => h.kind)).toEqual(['poststart', 'poststop']);
@@ -116,7 +109,9 @@ describe('runHooks', () => {
       const o = out();
       const hook = script(`/usr/bin/tr '\\000' '\\n' < /proc/$$/environ > "$1"`);
       await runHooks('prestart', [{ path: hook, args: [hook, o], env: ['FOO=bar', 'EMPTY=', 'X=a=b', PATH] }], state());
-      const lines = readFileSync(o, 'utf8').split('\n').filter((l) => l !== '');
+      const lines = readFileSync(o, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '');
       expect(lines.sort()).toEqual(['EMPTY=', 'FOO=bar', PATH, 'X=a=b'].sort());
 
       const o2 = out();
@@ -226,9 +221,7 @@ describe('runHooks', () => {
     const bad = script('exit 1');
     const good = script(`touch ${marker}`);
     const warnings: string[] = [];
-    await failure(
-      runHooks('createRuntime', [{ path: bad }, { path: good }], state(), { onWarning: (m) => warnings.push(m) }),
-    );
+    await failure(runHooks('createRuntime', [{ path: bad }, { path: good }], state(), { onWarning: (m) => warnings.push(m) }));
     expect(existsSync(marker)).toBe(false);
     expect(warnings).toEqual([]);
   });

@@ -28,8 +28,12 @@ describe('sysctls against the namespaces in force', () => {
     expect(() => checkHostNamespaceWrites(spec([{ type: 'network', path: path.join(self, 'ns/net') }], { 'net.ipv4.ip_forward': '1' }), self)).toThrow(
       'sysctl "net.ipv4.ip_forward" not allowed in host network namespace',
     );
-    expect(() => checkHostNamespaceWrites(spec([{ type: 'ipc', path: path.join(self, 'ns/ipc') }], { 'kernel.shmmax': '1' }), self)).toThrow('host ipc namespace');
-    expect(() => checkHostNamespaceWrites(spec([{ type: 'uts', path: path.join(self, 'ns/uts') }], { 'kernel.domainname': 'x' }), self)).toThrow('host uts namespace');
+    expect(() => checkHostNamespaceWrites(spec([{ type: 'ipc', path: path.join(self, 'ns/ipc') }], { 'kernel.shmmax': '1' }), self)).toThrow(
+      'host ipc namespace',
+    );
+    expect(() => checkHostNamespaceWrites(spec([{ type: 'uts', path: path.join(self, 'ns/uts') }], { 'kernel.domainname': 'x' }), self)).toThrow(
+      'host uts namespace',
+    );
   });
 
   it('allows a new namespace, or one joined by another path', () => {

@@ -5,8 +5,17 @@ import { StateStore, validateId, type ContainerRecord } from '../../../src/runti
 import { tempDir } from '../../helpers/tmp-dir.js';
 
 const rec = (id: string): ContainerRecord => ({
-  id, phase: 'created', pid: process.pid, startTime: procStartTime(process.pid)!, bundle: '/b', rootfs: '/b/rootfs',
-  created: new Date().toISOString(), owner: '', cgroupPath: null, config: { ociVersion: '1.2.0' }, creatorPid: process.pid,
+  id,
+  phase: 'created',
+  pid: process.pid,
+  startTime: procStartTime(process.pid)!,
+  bundle: '/b',
+  rootfs: '/b/rootfs',
+  created: new Date().toISOString(),
+  owner: '',
+  cgroupPath: null,
+  config: { ociVersion: '1.2.0' },
+  creatorPid: process.pid,
 });
 
 describe('StateStore', () => {

@@ -110,7 +110,11 @@ describe('parseSpec', () => {
     ['linux.resources.devices', [{ allow: 'yes' }], '"linux.resources.devices[0].allow" must be a boolean'],
     ['linux.namespaces', [{ path: '/proc/1/ns/pid' }], '"linux.namespaces[0].type" is required'],
     ['linux.seccomp', { syscalls: [] }, '"linux.seccomp.defaultAction" is required'],
-    ['linux.seccomp', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: 'read', action: 'SCMP_ACT_ALLOW' }] }, '"linux.seccomp.syscalls[0].names" must be an array of strings'],
+    [
+      'linux.seccomp',
+      { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: 'read', action: 'SCMP_ACT_ALLOW' }] },
+      '"linux.seccomp.syscalls[0].names" must be an array of strings',
+    ],
     ['hooks.prestart', [{ path: '/bin/true', timeout: '5' }], '"hooks.prestart[0].timeout" must be an integer'],
     ['root', { readonly: true }, '"root.path" is required'],
   ];
@@ -217,7 +221,9 @@ describe('parseProcess', () => {
   it('checks types and rules like config.json', () => {
     expect(configError(() => parseProcess(JSON.stringify({ ...proc, args: 'ls' }))).message).toBe('"process.args" must be an array of strings');
     expect(configError(() => parseProcess(JSON.stringify({ ...proc, cwd: 'home' }))).message).toBe('"process.cwd" must be an absolute path');
-    expect(configError(() => parseProcess(JSON.stringify({ ...proc, cwd: '/proc/self/fd/3' }))).message).toBe('"process.cwd" must not be inside /proc/<pid>/fd');
+    expect(configError(() => parseProcess(JSON.stringify({ ...proc, cwd: '/proc/self/fd/3' }))).message).toBe(
+      '"process.cwd" must not be inside /proc/<pid>/fd',
+    );
     expect(configError(() => parseProcess(JSON.stringify({ ...proc, args: [] }))).message).toBe('"process.args" must be a non-empty array of strings');
     expect(configError(() => parseProcess('[1]')).message).toBe('"process" must be an object');
   });

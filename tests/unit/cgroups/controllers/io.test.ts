@@ -26,7 +26,15 @@ describe('io writes', () => {
     expect(() => files({ blockIO: { weight: 1001 } })).toThrow(/must be <= 1000/);
   });
   it('writes per-device weights as "MAJ:MIN W" lines', () => {
-    const r: Resources = { blockIO: { weightDevice: [{ major: 8, minor: 0, weight: 500 }, { major: 8, minor: 16, weight: 100 }, { major: 8, minor: 32, leafWeight: 300 }] } };
+    const r: Resources = {
+      blockIO: {
+        weightDevice: [
+          { major: 8, minor: 0, weight: 500 },
+          { major: 8, minor: 16, weight: 100 },
+          { major: 8, minor: 32, leafWeight: 300 },
+        ],
+      },
+    };
     expect(files(r)).toEqual(['io.weight=8:0 4950', 'io.weight=8:16 910']);
     expect(files(r, { 'io.bfq.weight': 'default 100\n8:0 300\n' })).toEqual(['io.bfq.weight=8:0 500', 'io.bfq.weight=8:16 100']);
     const old = planResources(r, { current: (f) => (f === 'io.bfq.weight' ? '100\n' : undefined) });
@@ -37,14 +45,22 @@ describe('io writes', () => {
   it('writes one io.max line per device and key, in runc order, skipping rate 0', () => {
     const r: Resources = {
       blockIO: {
-        throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1048576 }, { major: 8, minor: 16, rate: 0 }],
+        throttleReadBpsDevice: [
+          { major: 8, minor: 0, rate: 1048576 },
+          { major: 8, minor: 16, rate: 0 },
+        ],
         throttleWriteBpsDevice: [{ major: 8, minor: 0, rate: 2097152 }],
         throttleReadIOPSDevice: [{ major: 253, minor: 1, rate: 100 }],
         throttleWriteIOPSDevice: [{ major: 253, minor: 1, rate: 50 }],
       },
     };
     const w = resourceWrites(r);
-    expect(w.map((x) => `${x.file}=${x.value}`)).toEqual(['io.max=8:0 rbps=1048576', 'io.max=8:0 wbps=2097152', 'io.max=253:1 riops=100', 'io.max=253:1 wiops=50']);
+    expect(w.map((x) => `${x.file}=${x.value}`)).toEqual([
+      'io.max=8:0 rbps=1048576',
+      'io.max=8:0 wbps=2097152',
+      'io.max=253:1 riops=100',
+      'io.max=253:1 wiops=50',
+    ]);
     expect(w.map((x) => x.field)).toEqual([
       'blockIO.throttleReadBpsDevice[0]',
       'blockIO.throttleWriteBpsDevice[0]',

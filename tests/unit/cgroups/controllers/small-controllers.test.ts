@@ -31,7 +31,14 @@ describe('pids', () => {
 
 describe('hugetlb', () => {
   it('writes .max and an optional .rsvd.max per page size', () => {
-    expect(resourceWrites({ hugepageLimits: [{ pageSize: '2MB', limit: 209715200 }, { pageSize: '1GB', limit: 0 }] })).toEqual([
+    expect(
+      resourceWrites({
+        hugepageLimits: [
+          { pageSize: '2MB', limit: 209715200 },
+          { pageSize: '1GB', limit: 0 },
+        ],
+      }),
+    ).toEqual([
       { controller: 'hugetlb', file: 'hugetlb.2MB.max', value: '209715200', field: 'hugepageLimits[0]' },
       { controller: 'hugetlb', file: 'hugetlb.2MB.rsvd.max', value: '209715200', field: 'hugepageLimits[0]', optional: true },
       { controller: 'hugetlb', file: 'hugetlb.1GB.max', value: '0', field: 'hugepageLimits[1]' },

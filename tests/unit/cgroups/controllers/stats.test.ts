@@ -249,7 +249,9 @@ describe('runc JSON', () => {
     expect(json).toContain('"hugetlb":{"1GB":{"usage":1073741824,"failcnt":3},"2MB":{"failcnt":0}}');
     expect(json.endsWith(',"intel_rdt":{},"network_interfaces":null}')).toBe(true);
     expect(Object.keys(JSON.parse(json) as object)).toEqual(['cpu', 'cpuset', 'memory', 'pids', 'blkio', 'hugetlb', 'intel_rdt', 'network_interfaces']);
-    expect(runcStatsJson(toRuncStats({ cpu: { stat: { usage_usec: 10_000_000_000_000 } } }))).toContain('"usage":{"total":10000000000000000,"kernel":0,"user":0}');
+    expect(runcStatsJson(toRuncStats({ cpu: { stat: { usage_usec: 10_000_000_000_000 } } }))).toContain(
+      '"usage":{"total":10000000000000000,"kernel":0,"user":0}',
+    );
   });
   it('wraps the data in a stats event', () => {
     const line = runcStatsEventJson('c"1', toRuncStats({}));

@@ -42,11 +42,9 @@ describe('unified writes', () => {
     expect(() => files({ unified: { 'memory.high': '1\r\n' } })).toThrow(/carriage-return/);
   });
   it('wins over a mapped field setting the same file, which is then not written at all', () => {
-    expect(files({ memory: { limit: 1 << 30, reservation: 1 << 20 }, pids: { limit: 10 }, unified: { 'memory.max': '2147483648', 'pids.max': 'max' } })).toEqual([
-      'memory.low=1048576',
-      'memory.max=2147483648',
-      'pids.max=max',
-    ]);
+    expect(
+      files({ memory: { limit: 1 << 30, reservation: 1 << 20 }, pids: { limit: 10 }, unified: { 'memory.max': '2147483648', 'pids.max': 'max' } }),
+    ).toEqual(['memory.low=1048576', 'memory.max=2147483648', 'pids.max=max']);
   });
   it('keeps mapped lines of keyed files, whose other keys a unified line does not touch', () => {
     expect(files({ blockIO: { throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 100 }] }, unified: { 'io.max': '8:16 wbps=200' } })).toEqual([
