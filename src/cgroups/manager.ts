@@ -43,8 +43,12 @@ export class CgroupManager {
     }
   }
 
-  /** Refuse up front (before anything is created) what this host cannot apply. */
-  check(resources: Resources | undefined): void {
+  /**
+   * Refuse up front (before anything is created) what this host cannot apply. For an
+   * existing cgroup (`update`), `rel` lets values that depend on what is in force (a swap
+   * limit against the memory limit already set) be checked against it, as apply() does.
+   */
+  check(resources: Resources | undefined, rel?: string): void {
     const need = requiredControllers(resources);
     if (!need.size) return;
     const have = new Set(this.v2.rootControllers());
@@ -53,7 +57,8 @@ export class CgroupManager {
       const fields = [...need.entries()].filter(([c]) => missing.includes(c)).flatMap(([, f]) => f);
       throw missingControllerError(fields, missing, this.v2.mount);
     }
-    planResources(resources!); // invalid values fail here, before any cgroup exists
+    // Invalid values fail here, before any cgroup exists (or is changed).
+    planResources(resources!, rel === undefined ? undefined : { current: (f) => this.read(rel, f) });
   }
 
   /**
@@ -101,7 +106,7 @@ export class CgroupManager {
   /** Apply resources to an existing cgroup (create and update). */
   apply(rel: string, resources: Resources | undefined): ApplyResult {
     if (!resources) return { warnings: [], written: [] };
-    this.check(resources);
+    this.check(resources, rel);
     const plan = planResources(resources, { current: (f) => this.read(rel, f) });
     const have = new Set(this.v2.rootControllers());
     // Writes of kernel defaults ("shares 1024", "pids max") for an absent controller are

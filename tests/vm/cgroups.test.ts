@@ -150,6 +150,10 @@ describe.skipIf(!inVm)('cgroup v2 limits in effect', () => {
     const u = await oci(root, ['update', '--resources', res, c]);
     expect(u.code, show(u)).toBe(0);
     expect(cgFile(c, 'memory.max')).toBe(String(64 * MiB));
+    // runc's flag alone: the swap total is checked against the memory limit in force (64M).
+    const sw = await oci(root, ['update', '--memory-swap', '96m', c]);
+    expect(sw.code, show(sw)).toBe(0);
+    expect(cgFile(c, 'memory.swap.max')).toBe(String(32 * MiB));
     const ev = JSON.parse((await oci(root, ['events', '--stats', c])).stdout);
     expect(ev).toMatchObject({ type: 'stats', id: c });
     expect(ev.data.memory.usage.limit).toBe(64 * MiB);
