@@ -1,0 +1,698 @@
+#!/usr/bin/env bash
+# Wall time of each OCI runtime verb, tsrun-oci vs runc, plus `podman run --rm` with either
+# runtime, with `node -e 0` (the node of dist/bin/tsrun-oci's #! line) as the floor for any Node CLI.
+#
+#   scripts/bench-verbs.sh [--runs N] [--warmup N] [--no-podman] [--keep]
+#   npm run bench:verbs -- --runs 30
+#
+#   --runs N      timed rounds (default 20, at least 5)
+#   --warmup N    untimed rounds first (default 3; they also write tsrun's V8 code caches)
+#   --no-podman   skip the `podman run` pair (and podman's setup)
+#   --keep        keep the work directories (bundles, raw samples, podman's config and storage);
+#                 containers are removed all the same
+#
+# Needs root, a built tree (`npm run build`), runc, busybox-static; podman and conmon unless
+# --no-podman. TSRUN_OCI=/path/to/launcher and RUNC=/path/to/runc override the binaries.
+#
+# Method. Two bundles from images/busybox/build.sh: args ["/bin/sleep","600"] for the lifecycle
+# verbs, ["/bin/true"] for `run`. Each round runs, for tsrun-oci and then for runc, with fresh
+# ids and a fresh --root per runtime:
+#   create A; start A; state A; pause A; resume A; kill A KILL; (wait: stopped) delete A;
+#   (create B; start B, untimed) delete --force B; run R (foreground, /bin/true)
+# then `node -e 0`, then (unless --no-podman) `podman --runtime tsrun run --rm --network none
+# localhost/busybox:latest true` and the same with `--runtime runc`, on a private podman
+# configuration (as tests/integration/helpers/clients.ts: private graphroot, runroot, tmp dir,
+# file locks and events, CNI with a private config dir, cgroupfs; podman passes no --root, so
+# its runtimes keep their state in their defaults /run/tsrun and /run/runc). After each podman
+# run the script waits (untimed) until conmon and `podman container cleanup` are gone.
+# Both runtimes' --root is a private directory on a tmpfs (/run when it is one, else /dev/shm),
+# so the fsync of a state write costs what it costs in /run on a real host. Wall time is
+# process.hrtime.bigint() around child_process.spawnSync, stdin /dev/null, stdout and stderr to
+# files on that tmpfs (a detached container keeps its stdio: a pipe would never close).
+# NODE_EXTRA_CA_CERTS is unset for every run; tsrun-oci runs from a private copy of dist/bin and
+# build/Release. Any failed run stops the benchmark with its stderr. At the end the script looks
+# for leftovers (state roots, cgroups, mounts, processes, podman containers) and reports them,
+# then removes everything it made, also when interrupted. It reports numbers only; it asserts
+# nothing about them.
+set -euo pipefail
+
+die() { echo "bench-verbs: $*" >&2; exit 1; }
+
+RUNS=20
+WARMUP=3
+PODMAN=1
+KEEP=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) [ $# -ge 2 ] || die "--runs needs a value"; RUNS=$2; shift 2 ;;
+    --runs=*) RUNS=${1#--runs=}; shift ;;
+    --warmup) [ $# -ge 2 ] || die "--warmup needs a value"; WARMUP=$2; shift 2 ;;
+    --warmup=*) WARMUP=${1#--warmup=}; shift ;;
+    --no-podman) PODMAN=0; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (see --help)" ;;
+  esac
+done
+[[ $RUNS =~ ^[0-9]+$ ]] && [ "$RUNS" -ge 5 ] || die "--runs must be an integer >= 5, got '$RUNS'"
+[[ $WARMUP =~ ^[0-9]+$ ]] || die "--warmup must be a non-negative integer, got '$WARMUP'"
+[ "$(id -u)" = 0 ] || die "must run as root (runc and tsrun-oci need it for a rootful container)"
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LAUNCHER=${TSRUN_OCI:-$REPO/dist/bin/tsrun-oci}
+[ -x "$LAUNCHER" ] && [ -f "${LAUNCHER}.cjs" ] || die "$LAUNCHER (and ${LAUNCHER}.cjs) not found: build first with 'cd $REPO && npm run build'"
+NODE=$(sed -n '1s/^#![[:space:]]*//p' "$LAUNCHER")
+[ -n "$NODE" ] && [ -x "${NODE%% *}" ] || die "cannot find the node of the #! line of $LAUNCHER (got '$NODE')"
+RUNC=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
+[ -x "$RUNC" ] || die "runc not found (apt-get install runc)"
+ADDON=$(cd "$(dirname "$LAUNCHER")/../.." && pwd)/build/Release/tsrun.node
+[ -n "${TSRUN_NATIVE:-}" ] && ADDON=$TSRUN_NATIVE
+[ -f "$ADDON" ] || die "native addon $ADDON not found: build first with 'cd $REPO && npm run build'"
+[ -f "$(dirname "$ADDON")/tsrun-init" ] || die "$(dirname "$ADDON")/tsrun-init not found: build first with 'cd $REPO && npm run build'"
+PODMAN_BIN=
+if [ "$PODMAN" = 1 ]; then
+  PODMAN_BIN=$(command -v podman) || die "podman not found (apt-get install podman, or pass --no-podman)"
+  command -v conmon >/dev/null || die "conmon not found (apt-get install conmon, or pass --no-podman)"
+fi
+
+# ---- where things go ----
+# FAST: a tmpfs, as /run is on a real host: the runtimes' --root, podman's runroot and tmp dir,
+# the runs' stdout/stderr files. WORK: a disk, as /var/lib is: bundles, the private copy,
+# podman's graphroot and config, samples.
+if [ "$(stat -f -c %T /run)" = tmpfs ]; then FAST_BASE=/run
+elif [ "$(stat -f -c %T /dev/shm)" = tmpfs ]; then FAST_BASE=/dev/shm
+else die "neither /run nor /dev/shm is a tmpfs: nowhere to put the state roots"
+fi
+FAST=$FAST_BASE/tsrun-bench-$$
+PREFIX=tbv$$
+WORK=
+mkdir -m 0700 "$FAST" || die "cannot create $FAST"
+WORK=$(mktemp -d /var/tmp/tsrun-bench-verbs.XXXXXX) || { rmdir "$FAST"; die "cannot create a work directory in /var/tmp"; }
+mkdir -p "$FAST/roots" "$FAST/out" "$WORK/podman"
+
+# host paths the clients may create outside our dirs: noted now, put back at the end when we made them
+HOST_ABSENT=$WORK/host-absent
+: >"$HOST_ABSENT"
+for p in /var/lib/containers/cache /var/lib/containers /run/runc /run/tsrun; do
+  [ -e "$p" ] || echo "$p" >>"$HOST_ABSENT"
+done
+for h in /sys/fs/cgroup/*/; do # cgroup parents: tsrun's default, podman's cgroupfs parent
+  for sub in tsrun libpod_parent; do [ -e "$h$sub" ] || echo "$h$sub" >>"$HOST_ABSENT"; done
+done
+
+TIMER=$WORK/timer.cjs
+cfg_json() {
+  "$NODE" -e 'const a = process.argv.slice(1); console.log(JSON.stringify({
+    tsrun: a[0], runc: a[1], node: a[2], podman: a[3], work: a[4], fast: a[5], prefix: a[6],
+    runs: +a[7], warmup: +a[8], keep: a[9] === "1", hostAbsent: a[10]}))' \
+    "$TSRUN" "$RUNC" "$NODE" "$PODMAN_BIN" "$WORK" "$FAST" "$PREFIX" "$RUNS" "$WARMUP" "$KEEP" "$HOST_ABSENT"
+}
+TSRUN=$LAUNCHER
+
+CLEANED=0
+cleanup() {
+  local rc=$?
+  trap '' INT TERM HUP
+  [ "$CLEANED" = 0 ] || exit "$rc"
+  CLEANED=1
+  if [ -f "$TIMER" ]; then
+    BENCH_CFG=$(cfg_json) "$NODE" "$TIMER" sweep || rc=1
+  fi
+  if [ "$KEEP" = 1 ]; then
+    echo "kept $WORK and $FAST"
+  else
+    rm -rf "$WORK" "$FAST"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# ---- a private copy of the runtime (as scripts/bench-run.sh): a rebuild of dist/ or build/
+# during the benchmark neither breaks runs nor mixes two builds in one sample ----
+mkdir -p "$WORK/tsrun/dist/bin" "$WORK/tsrun/build/Release"
+cp -p "$LAUNCHER" "${LAUNCHER}.cjs" "$(dirname "$LAUNCHER")/package.json" "$WORK/tsrun/dist/bin/"
+[ ! -f "${LAUNCHER}-hot.cjs" ] || cp -p "${LAUNCHER}-hot.cjs" "$WORK/tsrun/dist/bin/"
+cp -p "${LAUNCHER}".cjs.*.v8cache "${LAUNCHER}"-hot.cjs.*.v8cache "$WORK/tsrun/dist/bin/" 2>/dev/null || true
+cp -p "$ADDON" "$WORK/tsrun/build/Release/tsrun.node"
+cp -p "$(dirname "$ADDON")/tsrun-init" "$WORK/tsrun/build/Release/"
+[ -d "$REPO/node_modules" ] && ln -s "$REPO/node_modules" "$WORK/tsrun/node_modules" # pino, for --log-format json (podman)
+TSRUN=$WORK/tsrun/dist/bin/$(basename "$LAUNCHER")
+
+# ---- the bundles ----
+build_bundle() { # DIR ARGS_JSON
+  # the private copy writes the starter config.json (tsrun-oci spec): nothing lands in dist/bin
+  if ! SPEC_TOOL=$TSRUN "$REPO/images/busybox/build.sh" "$1" >"$1.log" 2>&1; then
+    cat "$1.log" >&2
+    die "cannot build a busybox bundle with $REPO/images/busybox/build.sh (output above)"
+  fi
+  "$NODE" -e '
+    const fs = require("fs");
+    const [f, args] = process.argv.slice(1);
+    const c = JSON.parse(fs.readFileSync(f, "utf8"));
+    c.process.args = JSON.parse(args);
+    c.process.terminal = false;
+    fs.writeFileSync(f, JSON.stringify(c, null, 2) + "\n");
+  ' "$1/config.json" "$2" || die "cannot edit $1/config.json"
+}
+build_bundle "$WORK/bundle-sleep" '["/bin/sleep","600"]'
+build_bundle "$WORK/bundle-true" '["/bin/true"]'
+
+cat >"$TIMER" <<'JS'
+// Interleaved wall-time measurement, stats, leftover checks and cleanup (see scripts/bench-verbs.sh).
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const cfg = JSON.parse(process.env.BENCH_CFG);
+const env = { ...process.env };
+delete env.BENCH_CFG;
+delete env.NODE_EXTRA_CA_CERTS; // ~35-40 ms per Node start on this host: not tsrun's cost
+delete env.TSRUN_NATIVE;
+const P = (...p) => path.join(cfg.work, 'podman', ...p);
+const podmanEnv = { ...env, CONTAINERS_CONF: P('containers.conf'), CONTAINERS_STORAGE_CONF: P('storage.conf'), TMPDIR: path.join(cfg.fast, 'podman', 'tmp') };
+const IMAGE = 'localhost/busybox:latest';
+const sleepBundle = path.join(cfg.work, 'bundle-sleep');
+const trueBundle = path.join(cfg.work, 'bundle-true');
+
+const RUNTIMES = [
+  { key: 'ts', name: 'tsrun-oci', file: cfg.tsrun },
+  { key: 'rc', name: 'runc', file: cfg.runc },
+];
+const VERBS = ['create', 'start', 'state', 'pause', 'resume', 'kill', 'delete', 'delete --force', 'run'];
+const notes = new Map(); // "runtime verb" -> Set of stderr texts of successful runs
+
+const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+let outSeq = 0;
+
+class RunError extends Error {}
+
+/** One timed command; stdout/stderr go to fresh files on the tmpfs. */
+function exec(file, args, { env: e = env, what, timeout = 60_000, mayFail = false } = {}) {
+  const base = path.join(cfg.fast, 'out', String(++outSeq % 4));
+  const outPath = `${base}.out`;
+  const errPath = `${base}.err`;
+  fs.rmSync(outPath, { force: true }); // a detached container may still hold the old file
+  fs.rmSync(errPath, { force: true });
+  const ofd = fs.openSync(outPath, 'w');
+  const efd = fs.openSync(errPath, 'w');
+  let r;
+  let t0;
+  let t1;
+  try {
+    t0 = process.hrtime.bigint();
+    r = spawnSync(file, args, { env: e, stdio: ['ignore', ofd, efd], timeout });
+    t1 = process.hrtime.bigint();
+  } finally {
+    fs.closeSync(ofd);
+    fs.closeSync(efd);
+  }
+  const stdout = fs.readFileSync(outPath, 'utf8');
+  const stderr = fs.readFileSync(errPath, 'utf8');
+  const ok = !r.error && r.status === 0;
+  if (!ok && !mayFail) {
+    const how = r.error ? `error ${r.error.message}` : r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`;
+    const show = (s) => (s.length ? s.replace(/\n?$/, '\n') : '(empty)\n');
+    throw new RunError(`FAILED: ${what}: ${how}\n  command: ${file} ${args.join(' ')}\n  --- stderr ---\n${show(stderr)}  --- stdout ---\n${show(stdout)}`);
+  }
+  if (ok && what && stderr.trim()) {
+    if (!notes.has(what)) notes.set(what, new Set());
+    notes.get(what).add(stderr.trim());
+  }
+  return { ok, ms: Number(t1 - t0) / 1e6, stdout, stderr, status: r.status };
+}
+
+/** pid gone or a zombie (the init is reaped by pid 1 or a subreaper, not by us). */
+function procDone(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+function waitStopped(rt, root, id, pid) {
+  const deadline = Date.now() + 10_000;
+  while (!procDone(pid)) {
+    if (Date.now() > deadline) throw new RunError(`${rt.name}: pid ${pid} of ${id} still alive 10 s after kill KILL`);
+    pause(1);
+  }
+  for (;;) {
+    const s = exec(rt.file, ['--root', root, 'state', id], { what: `${rt.name} state (waiting for stopped)` });
+    if (JSON.parse(s.stdout).status === 'stopped') return;
+    if (Date.now() > deadline) throw new RunError(`${rt.name}: ${id} not 'stopped' 10 s after kill KILL: ${s.stdout}`);
+    pause(5);
+  }
+}
+
+/** One runtime's part of a round: every verb once; returns verb -> ms. */
+function lifecycle(rt, label) {
+  const root = path.join(cfg.fast, 'roots', `${rt.key}-${label}`);
+  fs.mkdirSync(root);
+  const id = (s) => `${cfg.prefix}-${rt.key}-${label}-${s}`;
+  const t = {};
+  const x = (verb, args) => (t[verb] = exec(rt.file, ['--root', root, ...args], { what: `${rt.name} ${verb}` }).ms);
+  const a = id('a');
+  x('create', ['create', '--bundle', sleepBundle, a]);
+  x('start', ['start', a]);
+  const st = exec(rt.file, ['--root', root, 'state', a], { what: `${rt.name} state` });
+  t.state = st.ms;
+  const pid = JSON.parse(st.stdout).pid;
+  x('pause', ['pause', a]);
+  x('resume', ['resume', a]);
+  x('kill', ['kill', a, 'KILL']);
+  waitStopped(rt, root, a, pid);
+  x('delete', ['delete', a]);
+  const b = id('b');
+  exec(rt.file, ['--root', root, 'create', '--bundle', sleepBundle, b], { what: `${rt.name} create (untimed)` });
+  exec(rt.file, ['--root', root, 'start', b], { what: `${rt.name} start (untimed)` });
+  x('delete --force', ['delete', '--force', b]);
+  x('run', ['run', '--bundle', trueBundle, id('r')]);
+  return t;
+}
+
+// ---- processes, cgroups, mounts ----
+/**
+ * Processes (not us, not our shell) whose command line or environment mentions a needle (podman
+ * and conmon carry CONTAINERS_CONF=<work>/...), or that sit in a cgroup named <prefix>-*: a
+ * container's own processes (sleep) mention nothing.
+ */
+function procsMentioning(needles, { environ = true } = {}) {
+  const res = [];
+  const inOurCgroup = (pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/${cfg.prefix}-`);
+    } catch {
+      return false;
+    }
+  };
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (pid === process.pid || pid === process.ppid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      if (!cmd) continue; // kernel thread or zombie
+      const hit = (s) => needles.some((n) => s.includes(n));
+      if (hit(cmd) || (environ && hit(fs.readFileSync(`/proc/${e}/environ`, 'utf8'))) || inOurCgroup(e)) res.push({ pid, cmd: cmd.slice(0, 200) });
+    } catch {
+      /* exited */
+    }
+  }
+  return res;
+}
+
+/** conmon and `podman container cleanup` outlive `podman run --rm`: let them finish before timing anything else. */
+function waitPodmanQuiet() {
+  const deadline = Date.now() + 15_000;
+  while (procsMentioning([cfg.work]).length) {
+    if (Date.now() > deadline) return false;
+    pause(5);
+  }
+  return true;
+}
+
+function podmanIds() {
+  const ids = new Set();
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(cfg.fast, 'podman', 'tmp', 'events.log'), 'utf8');
+  } catch {
+    return ids;
+  }
+  for (const line of text.split('\n')) {
+    try {
+      const ev = JSON.parse(line);
+      if (ev.Type === 'container' && ev.ID) ids.add(ev.ID);
+    } catch {
+      /* partial line */
+    }
+  }
+  return ids;
+}
+
+const isDir = (p) => {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+};
+const listDir = (d) => {
+  try {
+    return fs.readdirSync(d);
+  } catch {
+    return [];
+  }
+};
+
+/** Container cgroups the bench made: named <prefix>-* anywhere (depth <= 4), and libpod_parent/libpod-<our podman id>. */
+function ourCgroups() {
+  const found = [];
+  const pids = podmanIds();
+  const walk = (dir, depth) => {
+    for (const e of listDir(dir)) {
+      const p = path.join(dir, e);
+      if (!isDir(p)) continue;
+      if (e.startsWith(`${cfg.prefix}-`)) found.push(p);
+      else if (e.startsWith('libpod-') && path.basename(dir) === 'libpod_parent' && pids.has(e.slice('libpod-'.length))) found.push(p);
+      else if (depth < 4) walk(p, depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 1);
+  return found;
+}
+
+function mountsUnder(dirs) {
+  const res = [];
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const p = mp.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+    if (dirs.some((d) => p === d || p.startsWith(`${d}/`))) res.push(p);
+  }
+  return res.reverse(); // deepest first
+}
+
+/** Runtime state of our podman containers in the runtimes' default roots (podman passes no --root). */
+function podmanStateLeft() {
+  const ids = podmanIds();
+  const res = [];
+  for (const [root, file] of [['/run/tsrun', cfg.tsrun], ['/run/runc', cfg.runc]]) {
+    for (const e of listDir(root)) if (ids.has(e) || ids.has(e.replace(/\.lock$/, ''))) res.push({ root, id: e.replace(/\.lock$/, ''), file, entry: e });
+  }
+  return res;
+}
+
+function leftovers() {
+  const problems = [];
+  let roots = 0;
+  for (const d of listDir(path.join(cfg.fast, 'roots'))) {
+    roots++;
+    const left = listDir(path.join(cfg.fast, 'roots', d));
+    if (left.length) problems.push(`state root ${path.join(cfg.fast, 'roots', d)} not empty: ${left.join(' ')}`);
+  }
+  for (const s of podmanStateLeft()) problems.push(`runtime state ${s.root}/${s.entry} of a podman container`);
+  for (const c of ourCgroups()) problems.push(`cgroup left: ${c}`);
+  for (const m of mountsUnder([cfg.work, cfg.fast])) problems.push(`mount left: ${m}`);
+  for (const p of procsMentioning([cfg.prefix, cfg.work, cfg.fast])) problems.push(`process left: ${p.pid} ${p.cmd}`);
+  if (cfg.podman) {
+    const r = exec(cfg.podman, ['ps', '-aq'], { env: podmanEnv, what: null, mayFail: true });
+    if (!r.ok) problems.push(`podman ps -aq failed: ${r.stderr.trim()}`);
+    else if (r.stdout.trim()) problems.push(`podman containers left: ${r.stdout.trim().split('\n').join(' ')}`);
+  }
+  return { problems, roots };
+}
+
+// ---- stats ----
+function quantile(sorted, q) {
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]; // nearest rank
+}
+function median(sorted) {
+  const n = sorted.length;
+  return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+function stats(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return { n: s.length, min: s[0], med: median(s), p90: quantile(s, 0.9), max: s[s.length - 1] };
+}
+
+function bench() {
+  const samples = {}; // "ts create" -> [ms]
+  const add = (k, ms) => (samples[k] ??= []).push(ms);
+  let podmanSlow = 0;
+  const round = (label, record) => {
+    for (const rt of RUNTIMES) {
+      const t = lifecycle(rt, label);
+      if (record) for (const v of VERBS) add(`${rt.key} ${v}`, t[v]);
+    }
+    const nd = exec(cfg.node, ['-e', '0'], { what: 'node -e 0' });
+    if (record) add('node', nd.ms);
+    if (cfg.podman) {
+      for (const rt of ['tsrun', 'runc']) {
+        const r = exec(cfg.podman, ['--runtime', rt, 'run', '--rm', '--network', 'none', IMAGE, 'true'], { env: podmanEnv, what: `podman --runtime ${rt} run`, timeout: 120_000 });
+        if (record) add(`podman ${rt}`, r.ms);
+        if (!waitPodmanQuiet()) podmanSlow++;
+      }
+    }
+  };
+  for (let w = 1; w <= cfg.warmup; w++) {
+    round(`w${w}`, false);
+    if (process.stderr.isTTY) process.stderr.write(`\r  warm-up ${w}/${cfg.warmup}`);
+  }
+  for (let i = 1; i <= cfg.runs; i++) {
+    round(String(i).padStart(3, '0'), true);
+    if (process.stderr.isTTY) process.stderr.write(`\r  round ${i}/${cfg.runs}  `);
+  }
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+
+  const keys = Object.keys(samples);
+  fs.writeFileSync(path.join(cfg.work, 'samples.tsv'), [`round\t${keys.join('\t')}`, ...samples.node.map((_, i) => [i + 1, ...keys.map((k) => samples[k][i].toFixed(3))].join('\t'))].join('\n') + '\n');
+
+  const f = (x, w = 7) => x.toFixed(1).padStart(w);
+  const nd = stats(samples.node);
+  console.log(`${'wall ms'.padEnd(15)}|${'tsrun-oci'.padStart(22)}  |${'runc'.padStart(22)}  |${'tsrun/runc'.padStart(14)}  |${'tsrun - node -e 0'.padStart(18)}`);
+  const sub = `${'min'.padStart(7)}${'median'.padStart(8)}${'p90'.padStart(7)}  `;
+  console.log(`${'verb'.padEnd(15)}|${sub}|${sub}|${'min'.padStart(7)}${'median'.padStart(7)}  |${'min'.padStart(9)}${'median'.padStart(9)}`);
+  console.log('-'.repeat(15 + 3 * 25 + 20));
+  for (const v of VERBS) {
+    const ts = stats(samples[`ts ${v}`]);
+    const rc = stats(samples[`rc ${v}`]);
+    const ratio = (a, b) => `${(a / b).toFixed(2)}x`.padStart(7);
+    console.log(
+      `${v.padEnd(15)}|${f(ts.min)}${f(ts.med, 8)}${f(ts.p90)}  |${f(rc.min)}${f(rc.med, 8)}${f(rc.p90)}  |${ratio(ts.min, rc.min)}${ratio(ts.med, rc.med)}  |${f(ts.min - nd.min, 9)}${f(ts.med - nd.med, 9)}`,
+    );
+  }
+  console.log('-'.repeat(15 + 3 * 25 + 20));
+  console.log(`${'node -e 0'.padEnd(15)}|${f(nd.min)}${f(nd.med, 8)}${f(nd.p90)}  |  (the floor of any Node CLI: the #! node of the launcher)`);
+  const sum = (k) => VERBS.reduce((a, v) => a + stats(samples[`${k} ${v}`]).med, 0);
+  console.log(`sum of medians: tsrun-oci ${sum('ts').toFixed(1)} ms, runc ${sum('rc').toFixed(1)} ms (${(sum('ts') / sum('rc')).toFixed(2)}x); ${VERBS.length} tsrun starts x node -e 0 median = ${(VERBS.length * nd.med).toFixed(1)} ms`);
+
+  if (cfg.podman) {
+    const pt = stats(samples['podman tsrun']);
+    const pr = stats(samples['podman runc']);
+    console.log('');
+    console.log(`podman run --rm --network none ${IMAGE} true (same rounds, interleaved), wall ms`);
+    console.log(`${''.padEnd(17)}${'min'.padStart(8)}${'median'.padStart(8)}${'p90'.padStart(8)}`);
+    console.log(`${'--runtime tsrun'.padEnd(17)}${f(pt.min, 8)}${f(pt.med, 8)}${f(pt.p90, 8)}`);
+    console.log(`${'--runtime runc'.padEnd(17)}${f(pr.min, 8)}${f(pr.med, 8)}${f(pr.p90, 8)}`);
+    console.log(`tsrun/runc  min ${(pt.min / pr.min).toFixed(2)}x   median ${(pt.med / pr.med).toFixed(2)}x   (tsrun - runc: median ${(pt.med - pr.med).toFixed(1)} ms)`);
+    if (podmanSlow) console.log(`note: ${podmanSlow} time(s) podman's helpers (conmon, container cleanup) were still running 15 s after podman run returned`);
+  }
+  const caches = listDir(path.dirname(cfg.tsrun)).filter((e) => e.endsWith('.v8cache'));
+  console.log('');
+  console.log(`V8 code caches in the private copy after the runs: ${caches.length ? caches.join(' ') : 'none'}`);
+  for (const [what, set] of notes) for (const n of set) console.log(`note: ${what} printed on stderr (exit 0): ${n.split('\n').join(' | ').slice(0, 300)}`);
+}
+
+function verify() {
+  const { problems, roots } = leftovers();
+  if (problems.length) {
+    process.stderr.write(`bench-verbs: leftovers after the runs (removed by the cleanup that follows):\n  ${problems.join('\n  ')}\n`);
+    process.exit(1);
+  }
+  console.log(
+    `leftovers: none (${roots} state roots empty; no cgroup named ${cfg.prefix}-*${cfg.podman ? ' or libpod-<our podman id>' : ''} under /sys/fs/cgroup, no mount under the work dirs, no process${cfg.podman ? ', no podman container or runtime state in /run/tsrun, /run/runc' : ''})`,
+  );
+}
+
+/** Remove everything the bench made, whatever state it was left in (the EXIT trap). Reports what had to be removed by force. */
+function sweep() {
+  const forced = [];
+  const step = (name, fn) => {
+    try {
+      fn();
+    } catch (e) {
+      forced.push(`${name}: ${e.message}`);
+    }
+  };
+  step('state roots', () => {
+    for (const d of listDir(path.join(cfg.fast, 'roots'))) {
+      const rt = RUNTIMES.find((r) => d.startsWith(`${r.key}-`));
+      const root = path.join(cfg.fast, 'roots', d);
+      for (const id of listDir(root).filter((e) => isDir(path.join(root, e)))) {
+        forced.push(`container ${id} in ${root}`);
+        if (rt) spawnSync(rt.file, ['--root', root, 'delete', '--force', id], { env, stdio: 'ignore', timeout: 30_000 });
+      }
+    }
+  });
+  if (cfg.podman && fs.existsSync(P('containers.conf'))) {
+    step('podman rm -af', () => {
+      const r = spawnSync(cfg.podman, ['rm', '--all', '--force', '--time', '0'], { env: podmanEnv, encoding: 'utf8', timeout: 60_000 });
+      if (r.stdout && r.stdout.trim()) forced.push(`podman containers: ${r.stdout.trim().split('\n').join(' ')}`);
+      if (r.status !== 0) forced.push(`podman rm -af failed: ${r.error?.message ?? r.stderr}`);
+    });
+    step('podman runtime state', () => {
+      for (const s of podmanStateLeft()) {
+        forced.push(`runtime state ${s.root}/${s.entry}`);
+        spawnSync(s.file, ['delete', '--force', s.id], { env, stdio: 'ignore', timeout: 30_000 });
+        fs.rmSync(path.join(s.root, s.entry), { recursive: true, force: true });
+      }
+    });
+  }
+  step('processes', () => {
+    const needles = [cfg.prefix, cfg.work, cfg.fast];
+    const deadline = Date.now() + 5_000;
+    while (procsMentioning(needles).length && Date.now() < deadline) pause(50);
+    const procs = procsMentioning(needles);
+    for (const p of procs) {
+      forced.push(`process ${p.pid} ${p.cmd}`);
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {}
+    }
+    const until = Date.now() + 3_000;
+    while (procs.some((p) => fs.existsSync(`/proc/${p.pid}`)) && Date.now() < until) pause(20);
+  });
+  step('cgroups', () => {
+    for (const c of ourCgroups()) {
+      forced.push(`cgroup ${c}`);
+      const dirs = [];
+      const walk = (d) => {
+        dirs.push(d);
+        for (const e of listDir(d)) if (isDir(path.join(d, e))) walk(path.join(d, e));
+      };
+      walk(c);
+      for (const d of dirs) {
+        for (const [file, v] of [['freezer.state', 'THAWED'], ['cgroup.freeze', '0']]) {
+          try {
+            fs.writeFileSync(path.join(d, file), v);
+          } catch {}
+        }
+        for (const pid of listDir(d).includes('cgroup.procs') ? fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean) : []) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {}
+        }
+      }
+      pause(100);
+      for (const d of dirs.reverse()) {
+        try {
+          fs.rmdirSync(d);
+        } catch {}
+      }
+    }
+  });
+  step('mounts', () => {
+    for (const m of mountsUnder([cfg.work, cfg.fast])) {
+      forced.push(`mount ${m}`);
+      if (spawnSync('umount', [m], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+    }
+  });
+  step('host paths', () => {
+    // put back what the clients created outside our dirs: only when it was absent before,
+    // and (except podman's blob-info cache) only empty directories, deepest first
+    const absent = fs.readFileSync(cfg.hostAbsent, 'utf8').split('\n').filter(Boolean);
+    const prune = (d) => {
+      if (!isDir(d)) return;
+      for (const e of listDir(d)) prune(path.join(d, e));
+      try {
+        fs.rmdirSync(d);
+      } catch {}
+    };
+    for (const p of absent.filter((p) => p.startsWith('/sys/fs/cgroup/'))) {
+      // libpod_parent/conmon is podman's shared conmon cgroup, empty once conmon is gone
+      try {
+        fs.rmdirSync(path.join(p, 'conmon'));
+      } catch {}
+      try {
+        fs.rmdirSync(p);
+      } catch {}
+    }
+    if (absent.includes('/var/lib/containers/cache')) fs.rmSync('/var/lib/containers/cache', { recursive: true, force: true });
+    for (const p of ['/var/lib/containers', '/run/runc', '/run/tsrun']) if (absent.includes(p)) prune(p);
+  });
+  if (forced.length) {
+    process.stderr.write(`bench-verbs: cleanup had to remove:\n  ${forced.join('\n  ')}\n`);
+    process.exit(1);
+  }
+}
+
+const mode = process.argv[2];
+try {
+  if (mode === 'verify') verify();
+  else if (mode === 'sweep') sweep();
+  else bench();
+} catch (e) {
+  if (!(e instanceof RunError)) throw e;
+  process.stderr.write(`\nbench-verbs: ${e.message}`);
+  process.exit(1);
+}
+JS
+
+# ---- podman: a private configuration and the image ----
+if [ "$PODMAN" = 1 ]; then
+  PD=$WORK/podman
+  mkdir -p "$PD/graphroot" "$PD/networks" "$FAST/podman/runroot" "$FAST/podman/tmp"
+  # no CAP_SYS_RESOURCE in some sandboxes: podman's default rlimits for root (nofile/nproc
+  # 1048576) cannot be set there; stay at or below the current hard limits
+  hard_nofile=$(ulimit -Hn); hard_nproc=$(ulimit -Hu)
+  nofile=1024; [ "$hard_nofile" = unlimited ] || [ "$hard_nofile" -ge 1024 ] || nofile=$hard_nofile
+  nproc=4096; [ "$hard_nproc" = unlimited ] || [ "$hard_nproc" -ge 4096 ] || nproc=$hard_nproc
+  cat >"$PD/containers.conf" <<EOF
+# generated by scripts/bench-verbs.sh (as tests/integration/helpers/clients.ts)
+[containers]
+pids_limit = 0
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+log_driver = "k8s-file"
+
+[network]
+# --network none; CNI with a private config dir writes nothing on the host
+network_backend = "cni"
+network_config_dir = "$PD/networks"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$FAST/podman/tmp/events.log"
+tmp_dir = "$FAST/podman/tmp"
+image_copy_tmp_dir = "$FAST/podman/tmp"
+lock_type = "file"
+runtime = "runc"
+# conmon passes --log-format=json --log FILE only to runtimes whose basename is listed
+runtime_supports_json = ["tsrun", "tsrun-oci", "runc"]
+
+[engine.runtimes]
+tsrun = ["$TSRUN"]
+runc = ["$RUNC"]
+EOF
+  cat >"$PD/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+runroot = "$FAST/podman/runroot"
+graphroot = "$PD/graphroot"
+EOF
+  tar -C "$WORK/bundle-true/rootfs" --numeric-owner -cf "$PD/rootfs.tar" .
+  if ! env -u NODE_EXTRA_CA_CERTS CONTAINERS_CONF="$PD/containers.conf" CONTAINERS_STORAGE_CONF="$PD/storage.conf" TMPDIR="$FAST/podman/tmp" \
+    "$PODMAN_BIN" import --change 'CMD ["sh"]' "$PD/rootfs.tar" localhost/busybox:latest >"$PD/import.log" 2>&1; then
+    cat "$PD/import.log" >&2
+    die "podman import of the busybox rootfs failed (output above)"
+  fi
+fi
+
+# ---- header ----
+git_rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')
+git_dirty=$(git -C "$REPO" status --porcelain -- src native 2>/dev/null | wc -l)
+echo "tsrun-oci vs runc, verb by verb: busybox bundles (/bin/sleep 600; run: /bin/true), $RUNS interleaved rounds (+$WARMUP warm-up), wall ms"
+echo "  host      $(uname -sr), $(nproc) CPU, load average $(cut -d" " -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "  tsrun-oci $LAUNCHER (commit $git_rev, $git_dirty changed file(s) in src/ native/; bundle sha256 $(sha256sum "${TSRUN}.cjs" | cut -c1-12))"
+echo "            run from a private copy: $TSRUN"
+echo "  runc      $RUNC ($("$RUNC" --version | head -1))"
+echo "  node      $NODE $("$NODE" --version) (the #! of the launcher; 'node -e 0' is the floor of any Node CLI)"
+[ "$PODMAN" = 0 ] || echo "  podman    $PODMAN_BIN ($("$PODMAN_BIN" --version)), conmon $(conmon --version 2>/dev/null | head -1 | awk '{print $3}'); private config in $WORK/podman, runroot and tmp in $FAST/podman"
+echo "  state     both runtimes' --root on a tmpfs, fresh per round and runtime: $FAST/roots ($(stat -f -c %T "$FAST_BASE")), so an fsync costs what it does in /run on a real host"
+if [ "$FAST_BASE" != /run ]; then
+  echo "            (/run is $(stat -f -c %T /run) here, not a tmpfs$([ "$PODMAN" = 1 ] && echo "; podman's runs use the runtimes' defaults /run/tsrun and /run/runc, on it"))"
+fi
+echo "  env       NODE_EXTRA_CA_CERTS unset for every timed run${NODE_EXTRA_CA_CERTS:+ (set in this shell to $NODE_EXTRA_CA_CERTS: every Node start would load that CA bundle)}"
+echo "  round     tsrun-oci: create, start, state, pause, resume, kill KILL, delete (stopped), delete --force (running), run;"
+echo "            then runc the same; then node -e 0$([ "$PODMAN" = 1 ] && echo "; then podman run --rm with tsrun, then with runc")"
+echo
+
+BENCH_CFG=$(cfg_json) "$NODE" "$TIMER"
+echo
+BENCH_CFG=$(cfg_json) "$NODE" "$TIMER" verify
