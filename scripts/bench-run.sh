@@ -86,8 +86,8 @@ if [ "$IN_PLACE" = 0 ]; then
   mkdir -p "$WORK/tsrun/dist/bin" "$WORK/tsrun/build/Release"
   # the launcher, its bundle, dist/bin/package.json (CommonJS) and the V8 code caches
   cp -p "$LAUNCHER" "${LAUNCHER}.cjs" "$(dirname "$LAUNCHER")/package.json" "$WORK/tsrun/dist/bin/"
-  [ ! -f "${LAUNCHER}-hot.cjs" ] || cp -p "${LAUNCHER}-hot.cjs" "$WORK/tsrun/dist/bin/"   # the hot verbs' bundle
-  cp -p "${LAUNCHER}".cjs.*.v8cache "${LAUNCHER}"-hot.cjs.*.v8cache "$WORK/tsrun/dist/bin/" 2>/dev/null || true
+  for b in "${LAUNCHER}"-*.cjs; do [ ! -f "$b" ] || cp -p "$b" "$WORK/tsrun/dist/bin/"; done   # the fast bundles (hot verbs, create/run)
+  cp -p "${LAUNCHER}".cjs.*.v8cache "${LAUNCHER}"-*.cjs.*.v8cache "$WORK/tsrun/dist/bin/" 2>/dev/null || true
   cp -p "$ADDON" "$WORK/tsrun/build/Release/tsrun.node"
   # the container-side helper the addon execs (it lives beside the addon)
   [ ! -f "$(dirname "$ADDON")/tsrun-init" ] || cp -p "$(dirname "$ADDON")/tsrun-init" "$WORK/tsrun/build/Release/"

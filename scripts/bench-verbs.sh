@@ -134,8 +134,8 @@ trap 'exit 129' HUP
 # during the benchmark neither breaks runs nor mixes two builds in one sample ----
 mkdir -p "$WORK/tsrun/dist/bin" "$WORK/tsrun/build/Release"
 cp -p "$LAUNCHER" "${LAUNCHER}.cjs" "$(dirname "$LAUNCHER")/package.json" "$WORK/tsrun/dist/bin/"
-[ ! -f "${LAUNCHER}-hot.cjs" ] || cp -p "${LAUNCHER}-hot.cjs" "$WORK/tsrun/dist/bin/"
-cp -p "${LAUNCHER}".cjs.*.v8cache "${LAUNCHER}"-hot.cjs.*.v8cache "$WORK/tsrun/dist/bin/" 2>/dev/null || true
+for b in "${LAUNCHER}"-*.cjs; do [ ! -f "$b" ] || cp -p "$b" "$WORK/tsrun/dist/bin/"; done   # the fast bundles (hot verbs, create/run)
+cp -p "${LAUNCHER}".cjs.*.v8cache "${LAUNCHER}"-*.cjs.*.v8cache "$WORK/tsrun/dist/bin/" 2>/dev/null || true
 cp -p "$ADDON" "$WORK/tsrun/build/Release/tsrun.node"
 cp -p "$(dirname "$ADDON")/tsrun-init" "$WORK/tsrun/build/Release/"
 [ -d "$REPO/node_modules" ] && ln -s "$REPO/node_modules" "$WORK/tsrun/node_modules" # pino, for --log-format json (podman)

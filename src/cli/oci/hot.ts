@@ -9,22 +9,17 @@ import { resolve } from 'node:path';
 import { makeContext } from '../../runtime/context.js';
 import { deleteContainer, getState, killContainer, pauseContainer, resumeContainer, startContainer } from '../../runtime/lifecycle.js';
 import { parseSignal } from '../../runtime/signals.js';
-import { DEFAULT_STATE_ROOT } from '../../runtime/state-store.js';
 import { CliLogger } from '../../util/log.js';
 import { setFatalContext } from './fatal.js';
+import { type GlobalArgs, parseGlobals } from './global-args.js';
 import { report } from './report.js';
 
 export const HOT_VERBS = ['state', 'start', 'kill', 'delete', 'pause', 'resume'] as const;
 export type HotVerb = (typeof HOT_VERBS)[number];
 
-export interface HotCall {
+export interface HotCall extends GlobalArgs {
   verb: HotVerb;
   id: string;
-  root: string;
-  log?: string;
-  logFormat: 'json' | 'text';
-  debug: boolean;
-  systemdCgroup: boolean;
   /** delete --force */
   force: boolean;
   /** kill --all */
@@ -33,8 +28,6 @@ export interface HotCall {
   signal: string;
 }
 
-const GLOBAL_VALUE = new Set(['--root', '--log', '--log-format']);
-const GLOBAL_BOOL = new Set(['--debug', '--systemd-cgroup']);
 const VERB_BOOL: Record<HotVerb, Record<string, 'force' | 'all'>> = {
   state: {},
   start: {},
@@ -46,39 +39,12 @@ const VERB_BOOL: Record<HotVerb, Record<string, 'force' | 'all'>> = {
 
 /** Pure: runc's argv for a hot verb, or null for anything the full CLI must handle. */
 export function parseHot(argv: readonly string[]): HotCall | null {
-  const call: HotCall = {
-    verb: 'state',
-    id: '',
-    root: DEFAULT_STATE_ROOT,
-    logFormat: 'text',
-    debug: false,
-    systemdCgroup: false,
-    force: false,
-    all: false,
-    signal: 'SIGTERM',
-  };
-  let i = 0;
-  // Global flags, before the verb.
-  for (; i < argv.length && argv[i]!.startsWith('-'); i++) {
-    const a = argv[i]!;
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    if (GLOBAL_BOOL.has(a)) {
-      if (a === '--debug') call.debug = true;
-      else call.systemdCgroup = true;
-      continue;
-    }
-    if (!GLOBAL_VALUE.has(name)) return null;
-    const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
-    if (value === undefined || value === '') return null;
-    if (name === '--root') call.root = value;
-    else if (name === '--log') call.log = value;
-    else if (value === 'json' || value === 'text') call.logFormat = value;
-    else return null;
-  }
+  const g = parseGlobals(argv);
+  if (!g) return null;
+  let i = g.next;
   const verb = argv[i++] as HotVerb | undefined;
   if (!verb || !(HOT_VERBS as readonly string[]).includes(verb)) return null;
-  call.verb = verb;
+  const call: HotCall = { ...g.globals, verb, id: '', force: false, all: false, signal: 'SIGTERM' };
   const positional: string[] = [];
   for (; i < argv.length; i++) {
     const a = argv[i]!;

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { makeContext, type RuntimeContext } from '../../runtime/context.js';
-import { createContainer, OCI_VERSION } from '../../runtime/create.js';
+import { OCI_VERSION } from '../../runtime/create.js';
 import { execInContainer, type ExecOptions } from '../../runtime/exec.js';
 import {
   containerPids,
@@ -13,7 +13,6 @@ import {
   getState,
   killContainer,
   listStates,
-  oomKills,
   pauseContainer,
   resumeContainer,
   startContainer,
@@ -26,10 +25,11 @@ import { TsrunError } from '../../util/errors.js';
 import { CliLogger } from '../../util/log.js';
 import { parseGoDuration, resourcesFromUpdateFlags, UPDATE_FLAGS, type UpdateFlags } from './args.js';
 import { addCheckpointCommands } from './checkpoint.js';
+import { createVerb, runVerb } from './container-verbs.js';
+import { runForeground } from './foreground.js';
 import { defaultSpec, featuresDocument } from './documents.js';
 import { setFatalContext } from './fatal.js';
 import { report } from './report.js';
-import { runForeground } from './foreground.js';
 import { psTable } from './ps.js';
 import { events, stats } from './stats.js';
 import { updateResources } from './update.js';
@@ -111,18 +111,9 @@ export async function main(argv: string[]): Promise<number> {
       .option('--no-new-keyring', 'accepted for compatibility');
 
   containerOptions(program.command('create').description('create a container; its process waits for `start`')).action(
-    act('create', async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number; pivot: boolean }) => {
-      await createContainer(context(), {
-        id,
-        bundle: o.bundle,
-        pidFile: o.pidFile,
-        consoleSocket: o.consoleSocket,
-        preserveFds: o.preserveFds,
-        noPivot: !o.pivot,
-        mode: 'create',
-        detach: true,
-      });
-    }),
+    act('create', (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number; pivot: boolean }) =>
+      createVerb(context(), id, { bundle: o.bundle, pidFile: o.pidFile, consoleSocket: o.consoleSocket, preserveFds: o.preserveFds, noPivot: !o.pivot }),
+    ),
   );
 
   containerOptions(program.command('run').description('create and start a container, and wait for it unless --detach'))
@@ -131,28 +122,16 @@ export async function main(argv: string[]): Promise<number> {
     .action(
       act(
         'run',
-        async (
-          id: string,
-          o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number; detach: boolean; pivot: boolean; keep: boolean },
-        ) => {
-          const c = context();
-          const created = await createContainer(c, {
-            id,
+        (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number; detach: boolean; pivot: boolean; keep: boolean }) =>
+          runVerb(context(), log, id, {
             bundle: o.bundle,
             pidFile: o.pidFile,
             consoleSocket: o.consoleSocket,
             preserveFds: o.preserveFds,
             noPivot: !o.pivot,
-            mode: 'run',
             detach: o.detach,
-          });
-          if (o.detach) return 0;
-          const code = await runForeground(created.pid, created.consoleFd);
-          const killed = oomKills(c, id);
-          if (killed) log.error(`container ${id} was OOM-killed: ${killed} process(es) killed at its memory limit`);
-          if (!o.keep) await deleteContainer(c, id, true);
-          return code;
-        },
+            keep: o.keep,
+          }),
       ),
     );
 
