@@ -24,8 +24,18 @@ const launcher = (name, fast) => `#!${process.execPath}
 const fs = require('fs');
 const path = require('path');
 const vm = require('vm');
-// One cache per bundle and subcommand: each holds the functions its own path compiles.
-const verb = process.argv.slice(2).find((a) => /^[a-z][a-z-]*$/.test(a)) || 'none';
+// One cache per bundle and subcommand: each holds the functions its own path compiles. The
+// subcommand is the first word that is not the value of a global flag (--log-format json).
+const TAKES_VALUE = new Set(['--root', '--log', '--log-format', '--criu', '--rootless']);
+let verb = 'none';
+for (let i = 2; i < process.argv.length; i++) {
+  const a = process.argv[i];
+  if (TAKES_VALUE.has(a)) i++;
+  else if (/^[a-z][a-z-]*$/.test(a)) {
+    verb = a;
+    break;
+  }
+}
 function load(bundle) {
   const file = path.join(__dirname, bundle + '.cjs');
   const cacheFile = file + '.' + verb + '.v8cache';
