@@ -62,9 +62,6 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join, posix, resolve } from 'node:path';
 import { deviceProgram, deviceRules } from '../cgroups/devices.js';
-import { CgroupManager } from '../cgroups/manager.js';
-import { resolveCgroupPath } from '../cgroups/paths.js';
-import { requiredControllers } from '../cgroups/resources.js';
 import { MS_BIND, MS_REC, parseMountOptions } from '../linux/mount-options.js';
 import { native } from '../native/index.js';
 import { loadSpec } from '../spec/load.js';
@@ -77,6 +74,7 @@ import { deleteContainer, statusOf } from './lifecycle.js';
 import { isAlive, procStartTime } from './proc.js';
 import type { ContainerRecord } from './state-store.js';
 import { Undo } from './undo.js';
+import { creatingRecord, planCgroup } from './container-setup.js';
 
 const MNT_DETACH = 2;
 const DESCRIPTORS = 'descriptors.json';
@@ -597,29 +595,8 @@ export async function restoreContainer(ctx: RuntimeContext, o: RestoreOptions): 
     ctx.store.reserve(o.id);
     undo.onFail(() => ctx.store.remove(o.id));
     // cgroup, limits and device filter exactly as create makes them.
-    const cgroupPath = ctx.cgroup ? resolveCgroupPath(spec.linux?.cgroupsPath, o.id, ctx.systemdCgroup) : null;
-    const resources = spec.linux?.resources;
-    const manager = ctx.cgroup ? new CgroupManager(ctx.cgroup) : null;
-    if (manager) manager.check(resources);
-    else if (requiredControllers(resources).size) {
-      throw new TsrunError('ERR_CGROUP', 'cannot apply linux.resources: no cgroup v2 hierarchy is mounted', {
-        hint: 'mount cgroup2, or run without resource limits',
-      });
-    }
-    const record: ContainerRecord = {
-      id: o.id,
-      phase: 'creating',
-      pid: 0,
-      startTime: '',
-      bundle,
-      rootfs,
-      created: new Date().toISOString(),
-      owner: '',
-      cgroupPath,
-      config: spec,
-      creatorPid: process.pid,
-      creatorStartTime: procStartTime(process.pid) ?? '',
-    };
+    const { cgroupPath, resources, manager } = planCgroup(ctx, spec, o.id);
+    const record: ContainerRecord = creatingRecord(o.id, bundle, rootfs, spec, cgroupPath);
     let cgroupDir: string | undefined;
     if (ctx.cgroup && cgroupPath) {
       const cg = ctx.cgroup;

@@ -4,9 +4,6 @@
 import { closeSync, constants, existsSync, openSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { deviceProgram, deviceRules } from '../cgroups/devices.js';
-import { CgroupManager } from '../cgroups/manager.js';
-import { requiredControllers } from '../cgroups/resources.js';
-import { resolveCgroupPath } from '../cgroups/paths.js';
 import type { CgroupV1 } from '../cgroups/v1-membership.js';
 import { readLastCap } from '../linux/capabilities.js';
 import { ambientDropped, buildInitPlan, idMapText, type HookPoint, type NsJoin } from '../linux/plan.js';
@@ -18,6 +15,7 @@ import { TsrunError, wrap } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import type { RuntimeContext } from './context.js';
 import { runHooksInContainer } from './container-hooks.js';
+import { creatingRecord, planCgroup } from './container-setup.js';
 import { checkHostNamespaceWrites } from './host-namespace-writes.js';
 import { checkMountLabel, lsmSupport } from '../linux/lsm.js';
 import { runHooks } from './hooks.js';
@@ -139,31 +137,10 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
 
     // cgroup: refuse limits we cannot apply (before anything exists); place the init with
     // CLONE_INTO_CGROUP so it is limited from its first instruction.
-    const cgroupPath = ctx.cgroup ? resolveCgroupPath(spec.linux?.cgroupsPath, o.id, ctx.systemdCgroup) : null;
-    const resources = spec.linux?.resources;
-    const manager = ctx.cgroup ? new CgroupManager(ctx.cgroup) : null;
-    if (manager) manager.check(resources);
-    else if (requiredControllers(resources).size) {
-      throw new TsrunError('ERR_CGROUP', 'cannot apply linux.resources: no cgroup v2 hierarchy is mounted', {
-        hint: 'mount cgroup2 (for example at /sys/fs/cgroup), or run without resource limits',
-      });
-    }
+    const { cgroupPath, resources, manager } = planCgroup(ctx, spec, o.id);
     // The record exists before anything it names: a create killed at any later point leaves
     // `delete --force` what it needs to finish the job (cgroup, init, state).
-    const record: ContainerRecord = {
-      id: o.id,
-      phase: 'creating',
-      pid: 0,
-      startTime: '',
-      bundle,
-      rootfs,
-      created: new Date().toISOString(),
-      owner: '',
-      cgroupPath,
-      config: spec,
-      creatorPid: process.pid,
-      creatorStartTime: procStartTime(process.pid) ?? '',
-    };
+    const record = creatingRecord(o.id, bundle, rootfs, spec, cgroupPath);
     let cgroupFd = -1;
     const cgroupDir = ctx.cgroup && cgroupPath ? ctx.cgroup.path(cgroupPath) : undefined;
     if (ctx.cgroup && cgroupPath) {
