@@ -193,7 +193,8 @@ describe.skipIf(!!ociSkipReason())('container-namespace hooks are held to the co
 {
   grep -E '^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs):' /proc/self/status
   echo "CGROUP=$(cat /proc/self/cgroup)"
-  if mknod /tmp/hostdisk b 8 0 2>/dev/null; then echo MKNOD=ok; else echo MKNOD=refused; fi
+  # Beside the report, in the test's own scratch dir (before pivot_root /tmp is the host's).
+  if mknod "$1.blockdev" b 8 0 2>/dev/null; then echo MKNOD=ok; else echo MKNOD=refused; fi
 } > "$1"
 `;
 
