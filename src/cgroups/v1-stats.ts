@@ -1,9 +1,3 @@
-// What a container's cgroups say about it, when part of it is in cgroup v1 (hybrid hosts,
-// src/cgroups/v1-membership.ts): the v2 statistics, with what v2 cannot tell (no memory, pids,
-// io controller there; no throttling counters without the cpu controller) filled in from
-// the container's v1 directories, in the v2 shape of CgroupStats, so `events --stats` and
-// `stats` read one object. A field v2 has always wins; v1 only fills gaps.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { convertSharesToWeight } from './controllers/cpu.js';
 import {
@@ -18,17 +12,10 @@ import {
   type Limit,
   type MemoryStats,
   type PidsStats,
+  put,
+  readText,
 } from './controllers/stats.js';
-import { isErrno, TsrunError, wrap } from '../util/errors.js';
-
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTSUP') || isErrno(e, 'EOPNOTSUPP') || isErrno(e, 'ENODEV')) return undefined;
-    throw wrap(e, `read ${path}`);
-  }
-}
+import { TsrunError } from '../util/errors.js';
 
 /**
  * A v1 byte limit. "No limit" is PAGE_COUNTER_MAX pages (9223372036854771712 with 4 KiB pages,
@@ -80,13 +67,10 @@ export function parseBlkioRecursive(text: string, file = 'file'): Map<string, { 
 export function readV1Stats(dirs: string[]): CgroupStats {
   const read = <V>(file: string, parse: (text: string, file: string) => V): V | undefined => {
     for (const d of dirs) {
-      const t = readText(join(d, file));
+      const t = readText(d, file);
       if (t !== undefined) return parse(t, join(d, file));
     }
     return undefined;
-  };
-  const put = <T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefined): void => {
-    if (v !== undefined) o[k] = v;
   };
 
   const memory: MemoryStats = {};

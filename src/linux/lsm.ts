@@ -23,6 +23,13 @@ export function lsmSupport(sysRoot = '/sys'): LsmSupport {
   return { apparmor, selinux: existsSync(join(sysRoot, 'fs/selinux/enforce')) };
 }
 
+const NONE: LsmSupport = { apparmor: false, selinux: false };
+
+/** What the host enforces, read only when `p` or the mount label asks for a label (most never do). */
+export function lsmSupportFor(p: Process | undefined, mountLabel?: string): LsmSupport {
+  return p?.apparmorProfile || p?.selinuxLabel || mountLabel ? lsmSupport() : NONE;
+}
+
 const LSM_APPARMOR = 1;
 const LSM_SELINUX = 2;
 

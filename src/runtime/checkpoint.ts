@@ -74,7 +74,7 @@ import { deleteContainer, statusOf } from './lifecycle.js';
 import { isAlive, procStartTime } from './proc.js';
 import type { ContainerRecord } from './state-store.js';
 import { Undo } from './undo.js';
-import { creatingRecord, planCgroup } from './container-setup.js';
+import { creatingRecord, makeCgroup, planCgroup } from './container-setup.js';
 
 const MNT_DETACH = 2;
 const DESCRIPTORS = 'descriptors.json';
@@ -595,25 +595,13 @@ export async function restoreContainer(ctx: RuntimeContext, o: RestoreOptions): 
     ctx.store.reserve(o.id);
     undo.onFail(() => ctx.store.remove(o.id));
     // cgroup, limits and device filter exactly as create makes them.
-    const { cgroupPath, resources, manager } = planCgroup(ctx, spec, o.id);
+    const cgroupPlan = planCgroup(ctx, spec, o.id);
+    const { cgroupPath, resources } = cgroupPlan;
     const record: ContainerRecord = creatingRecord(o.id, bundle, rootfs, spec, cgroupPath);
     let cgroupDir: string | undefined;
     if (ctx.cgroup && cgroupPath) {
       const cg = ctx.cgroup;
-      record.cgroupCreated = !cg.exists(cgroupPath);
-      ctx.store.write(record);
-      const made = cg.create(cgroupPath);
-      if (made !== record.cgroupCreated) {
-        record.cgroupCreated = made;
-        ctx.store.write(record);
-      }
-      if (made) {
-        undo.onFail(() => {
-          const left = cg.removeIfUnused(cgroupPath, 2000);
-          if (left) throw new TsrunError('ERR_CGROUP', `cgroup ${cg.path(cgroupPath)} left in place: ${left} process(es) still in it`);
-        });
-      }
-      for (const w of manager!.apply(cgroupPath, resources).warnings) ctx.log.warn(w);
+      makeCgroup(ctx, cg, cgroupPath, cgroupPlan, record, undo);
       const rules = deviceRules(resources?.devices, spec.linux?.devices);
       if (rules) {
         const fd = cg.openDir(cgroupPath);

@@ -4,11 +4,13 @@
 import { CgroupManager } from '../cgroups/manager.js';
 import { resolveCgroupPath } from '../cgroups/paths.js';
 import { requiredControllers } from '../cgroups/resources.js';
+import type { CgroupV2 } from '../cgroups/v2.js';
 import type { Resources, Spec } from '../spec/types.js';
 import { TsrunError } from '../util/errors.js';
 import type { RuntimeContext } from './context.js';
 import { procStartTime } from './proc.js';
 import type { ContainerRecord } from './state-store.js';
+import type { Undo } from './undo.js';
 
 export interface CgroupPlan {
   cgroupPath: string | null;
@@ -46,4 +48,38 @@ export function creatingRecord(id: string, bundle: string, rootfs: string, spec:
     creatorPid: process.pid,
     creatorStartTime: procStartTime(process.pid) ?? '',
   };
+}
+
+/**
+ * Make the container's cgroup and apply its limits. The record says "about to make it" before
+ * the mkdir (corrected if the mkdir finds it there), so a process killed in between leaves
+ * `delete --force` what it needs. Only a cgroup made here is removed on failure, and never by
+ * killing: the caller's abort (registered later, so undone first) has reaped the init by then.
+ * `crashPoint` is create's test hook (TSRUN_TEST_CRASH_AT).
+ */
+export function makeCgroup(
+  ctx: RuntimeContext,
+  cg: CgroupV2,
+  cgroupPath: string,
+  plan: CgroupPlan,
+  record: ContainerRecord,
+  undo: Undo,
+  crashPoint: (step: string) => void = () => {},
+): void {
+  record.cgroupCreated = !cg.exists(cgroupPath);
+  ctx.store.write(record);
+  crashPoint('recorded');
+  const made = cg.create(cgroupPath);
+  if (made !== record.cgroupCreated) {
+    record.cgroupCreated = made;
+    ctx.store.write(record);
+  }
+  if (made) {
+    undo.onFail(() => {
+      const left = cg.removeIfUnused(cgroupPath, 2000);
+      if (left) throw new TsrunError('ERR_CGROUP', `cgroup ${cg.path(cgroupPath)} left in place: ${left} process(es) still in it`);
+    });
+  }
+  crashPoint('cgroup');
+  for (const w of plan.manager!.apply(cgroupPath, plan.resources).warnings) ctx.log.warn(w);
 }

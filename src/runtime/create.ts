@@ -15,9 +15,9 @@ import { TsrunError, wrap } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import type { RuntimeContext } from './context.js';
 import { runHooksInContainer } from './container-hooks.js';
-import { creatingRecord, planCgroup } from './container-setup.js';
+import { creatingRecord, makeCgroup, planCgroup } from './container-setup.js';
 import { checkHostNamespaceWrites } from './host-namespace-writes.js';
-import { checkMountLabel, lsmSupport } from '../linux/lsm.js';
+import { checkMountLabel, lsmSupportFor } from '../linux/lsm.js';
 import { runHooks } from './hooks.js';
 import { procStartTime } from './proc.js';
 import { SpawnSession, writeIdMaps } from './spawn-session.js';
@@ -115,7 +115,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
   for (const w of warnings) ctx.log.warn(w);
   checkTerminal(spec, o);
   checkHostNamespaceWrites(spec);
-  const lsm = lsmSupport();
+  const lsm = lsmSupportFor(spec.process, spec.linux?.mountLabel);
   checkMountLabel(spec.linux?.mountLabel, lsm);
   const dropped = ambientDropped(spec.process!);
   // For uid 0 ambient caps change nothing (exec grants root the bounding set): no noise.
@@ -137,7 +137,8 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
 
     // cgroup: refuse limits we cannot apply (before anything exists); place the init with
     // CLONE_INTO_CGROUP so it is limited from its first instruction.
-    const { cgroupPath, resources, manager } = planCgroup(ctx, spec, o.id);
+    const cgroupPlan = planCgroup(ctx, spec, o.id);
+    const { cgroupPath } = cgroupPlan;
     // The record exists before anything it names: a create killed at any later point leaves
     // `delete --force` what it needs to finish the job (cgroup, init, state).
     const record = creatingRecord(o.id, bundle, rootfs, spec, cgroupPath);
@@ -145,25 +146,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
     const cgroupDir = ctx.cgroup && cgroupPath ? ctx.cgroup.path(cgroupPath) : undefined;
     if (ctx.cgroup && cgroupPath) {
       const cg = ctx.cgroup;
-      // Written before the mkdir: "about to make it" (corrected below if the mkdir finds it).
-      record.cgroupCreated = !cg.exists(cgroupPath);
-      ctx.store.write(record);
-      crashPoint('recorded');
-      const made = cg.create(cgroupPath);
-      if (made !== record.cgroupCreated) {
-        record.cgroupCreated = made;
-        ctx.store.write(record);
-      }
-      // Only a cgroup this create made is removed, and never by killing: abort() (registered
-      // later, so undone first) has killed and reaped the init by then.
-      if (made) {
-        undo.onFail(() => {
-          const left = cg.removeIfUnused(cgroupPath, 2000);
-          if (left) throw new TsrunError('ERR_CGROUP', `cgroup ${cg.path(cgroupPath)} left in place: ${left} process(es) still in it`);
-        });
-      }
-      crashPoint('cgroup');
-      for (const w of manager!.apply(cgroupPath, resources).warnings) ctx.log.warn(w);
+      makeCgroup(ctx, cg, cgroupPath, cgroupPlan, record, undo, crashPoint);
       cgroupFd = cg.openDir(cgroupPath);
       undo.always(() => closeSync(cgroupFd));
       if (ctx.cgroupV1) prepareV1(ctx, ctx.cgroupV1, cgroupPath, record, undo);

@@ -7,7 +7,7 @@ import { joinV1 } from '../cgroups/v1-membership.js';
 import { readLastCap } from '../linux/capabilities.js';
 import { buildExecPlan, type NsJoin } from '../linux/plan.js';
 import { compileSeccomp } from '../linux/seccomp.js';
-import { lsmSupport } from '../linux/lsm.js';
+import { lsmSupportFor } from '../linux/lsm.js';
 import { native } from '../native/index.js';
 import type { Process } from '../spec/types.js';
 import { validateProcess } from '../spec/validate.js';
@@ -121,7 +121,7 @@ export async function execInContainer(ctx: RuntimeContext, o: ExecOptions): Prom
       preserveFds: o.preserveFds ?? 0,
       ...(seccomp ? { seccomp: { bpf: seccomp.bpf, flags: seccomp.flags } } : {}),
       detach: o.detach,
-      lsm: lsmSupport(),
+      lsm: lsmSupportFor(p),
     });
     session = SpawnSession.start(steps, cgroupFd);
     const s = session;

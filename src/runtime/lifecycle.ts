@@ -163,17 +163,19 @@ export async function deleteContainer(ctx: RuntimeContext, id: string, force: bo
       killed = signalContainerProcesses(ctx, rec, 9);
       if (!waitGone(rec, 10_000)) throw new TsrunError('ERR_INVALID_STATE', `container ${id} init ${rec.pid} did not exit after SIGKILL`);
     }
+    // How long a cgroup may take to empty: killed processes, or a crashed create's dying of PDEATHSIG.
+    const emptyWait = () => (killed || rec.phase === 'creating' ? 5000 : 200);
     const cg = ctx.cgroup && rec.cgroupPath && ctx.cgroup.exists(rec.cgroupPath) ? ctx.cgroup : null;
     if (cg && cgroupMadeForIt(rec)) {
       const rel = rec.cgroupPath!;
       // Without its own pid namespace, processes of the container may outlive its init.
       if (!hasOwnPidNs(rec)) killed = signalContainerProcesses(ctx, rec, 9) || killed;
       // A crashed create's processes die of PDEATHSIG: give them (and killed ones) time to go.
-      const left = cg.removeIfUnused(rel, killed || rec.phase === 'creating' ? 5000 : 200);
+      const left = cg.removeIfUnused(rel, emptyWait());
       if (left) ctx.log.warn(`cgroup ${cg.path(rel)} left in place: ${left} process(es) that are not container ${id}'s live in it`);
     }
     // Hybrid hosts: the v1 directories this container's create made, when empty (never kills).
-    for (const l of removeV1(rec.cgroupV1, killed || rec.phase === 'creating' ? 5000 : 200)) ctx.log.warn(`cgroup ${l.dir} left in place: ${l.reason}`);
+    for (const l of removeV1(rec.cgroupV1, emptyWait())) ctx.log.warn(`cgroup ${l.dir} left in place: ${l.reason}`);
     ctx.store.remove(id);
   } finally {
     release();

@@ -160,7 +160,7 @@ export function parseCpuMaxStat(text: string, file = 'file'): { quota: Limit; pe
 }
 
 /** A file's text, or undefined when it does not exist (or the kernel will not read it). */
-function readText(dir: string, file: string): string | undefined {
+export function readText(dir: string, file: string): string | undefined {
   const path = join(dir, file);
   try {
     return readFileSync(path, 'utf8');
@@ -170,7 +170,8 @@ function readText(dir: string, file: string): string | undefined {
   }
 }
 
-function put<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefined): void {
+/** Set o[k] only when there is a value (stats objects omit what could not be read). */
+export function put<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefined): void {
   if (v !== undefined) o[k] = v;
 }
 
