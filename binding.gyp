@@ -21,7 +21,7 @@
     {
       "target_name": "tsrun-init",
       "type": "executable",
-      "sources": ["native/init_main.c", "native/child.c"],
+      "sources": ["native/init_main.c", "native/child.c", "native/monitor.c"],
       "defines": ["_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Os", "-std=gnu11"],
       "ldflags": ["-static", "-Wl,--gc-sections"]

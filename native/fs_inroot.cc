@@ -14,8 +14,18 @@
 //
 // Errors are thrown shaped like Node's SystemError ({code, errno, syscall, path}), with
 // `path` the entry path relative to the root.
+//
+// READS (user lookup, `cp` out of a container, volume seeding; see src/linux/in-root.ts):
+// openInRoot resolves with RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS only, so symlinks ARE
+// followed but can never leave the root (an absolute target or ".." restarts / stops at the
+// root fd), which is what docker/podman do for /etc/passwd and `cp` paths. Anything opened
+// for I/O is first opened O_PATH and fstat()ed: only regular files and directories are ever
+// opened for reading, so a FIFO (blocks open) or a device node (/dev/zero, a tape, a tty)
+// planted in the rootfs is never opened at all. listDirFd/statAt/readlinkAt work on one
+// component below a directory fd and never follow it.
 #include "binding.h"
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <dirent.h>
@@ -676,6 +686,279 @@ Napi::Value JsFinishDirs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- in-root reads ----
+
+// Symlinks are followed, but only inside the root (docker/podman semantics for reading).
+constexpr uint64_t kResolveFollow = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+constexpr int kOpenInRootFlags = O_RDONLY | O_PATH | O_DIRECTORY | O_NOFOLLOW;
+
+const char* TypeName(mode_t m) {
+  switch (m & S_IFMT) {
+    case S_IFREG:
+      return "file";
+    case S_IFDIR:
+      return "dir";
+    case S_IFLNK:
+      return "symlink";
+    case S_IFCHR:
+      return "char";
+    case S_IFBLK:
+      return "block";
+    case S_IFIFO:
+      return "fifo";
+    case S_IFSOCK:
+      return "socket";
+    default:
+      return "unknown";
+  }
+}
+
+const char* DirentTypeName(unsigned char t) {
+  switch (t) {
+    case DT_REG:
+      return "file";
+    case DT_DIR:
+      return "dir";
+    case DT_LNK:
+      return "symlink";
+    case DT_CHR:
+      return "char";
+    case DT_BLK:
+      return "block";
+    case DT_FIFO:
+      return "fifo";
+    case DT_SOCK:
+      return "socket";
+    default:
+      return nullptr;  // DT_UNKNOWN: ask fstatat
+  }
+}
+
+// Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF): names handed to JS as strings
+// must round-trip, or a copy would silently write a different name.
+bool ValidUtf8(const char* s, size_t n) {
+  const unsigned char* p = (const unsigned char*)s;
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; k++) {
+      if ((p[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string");
+  std::string s = info[i].As<Napi::String>().Utf8Value();
+  if (s.find('\0') != std::string::npos) throw Napi::TypeError::New(info.Env(), std::string(what) + " contains a NUL byte");
+  return s;
+}
+
+// One directory entry name for the *at() helpers: "" (the fd itself) or a single component
+// that is not "..": these calls never walk a path.
+void CheckName(const std::string& name) {
+  if (name.find('/') != std::string::npos || name == "..") Fail(EINVAL, "resolve", "not a single path component");
+}
+
+const char* NotOpenedReason(mode_t m) {
+  switch (m & S_IFMT) {
+    case S_IFCHR:
+      return "a char device is never opened for reading: only regular files and directories are";
+    case S_IFBLK:
+      return "a block device is never opened for reading: only regular files and directories are";
+    case S_IFIFO:
+      return "a fifo is never opened for reading: only regular files and directories are";
+    case S_IFSOCK:
+      return "a socket is never opened for reading: only regular files and directories are";
+    default:
+      return "only regular files and directories are opened for reading";
+  }
+}
+
+// The opened object for I/O: a directory through openat(".") on the O_PATH fd, a regular
+// file through its /proc/self/fd magic link (the very inode, no second path walk). Anything
+// else is refused before it is ever opened for I/O.
+int ReopenForRead(int pathFd, const struct stat& st) {
+  int fd;
+  if (S_ISDIR(st.st_mode)) {
+    fd = openat(pathFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) Fail(errno, "openat");
+  } else if (S_ISREG(st.st_mode)) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", pathFd);
+    fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+      if (errno == ENOENT) Fail(ENOENT, "open", "/proc/self/fd is needed to reopen an O_PATH fd (is /proc mounted?)");
+      Fail(errno, "open");
+    }
+  } else if (S_ISLNK(st.st_mode)) {
+    Fail(ELOOP, "openat2", "the object is a symlink, which is not followed here");
+  } else {
+    Fail(ENXIO, "openInRoot", NotOpenedReason(st.st_mode));
+  }
+  Fd f(fd);
+  struct stat st2;
+  if (fstat(f.get(), &st2) < 0) Fail(errno, "fstat");
+  if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) Fail(EAGAIN, "openInRoot", "the file changed while it was reopened");
+  if (fcntl(f.get(), F_SETFL, 0) < 0) Fail(errno, "fcntl");  // drop O_NONBLOCK: plain blocking reads
+  return f.release();
+}
+
+// openInRoot(rootFd, relPath, flags) -> fd. See the header comment and fs-inroot-binding.d.ts.
+Napi::Value JsOpenInRoot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int rootFd = ArgFd(info, 0, "rootFd");
+  std::string path = ArgString(info, 1, "relPath");
+  if (info.Length() < 3 || !info[2].IsNumber()) throw Napi::TypeError::New(env, "flags must be a number");
+  double fl = info[2].As<Napi::Number>().DoubleValue();
+  try {
+    if (!(fl >= 0 && fl <= 2147483647.0) || std::floor(fl) != fl || ((int)fl & ~kOpenInRootFlags) != 0)
+      Fail(EINVAL, "openInRoot", "flags may only combine O_RDONLY, O_PATH, O_DIRECTORY and O_NOFOLLOW");
+    const int flags = (int)fl;
+    const bool self = path.empty();  // "" = the fd itself (reopen or duplicate it)
+    Fd p;
+    if (self) {
+      p = Fd(fcntl(rootFd, F_DUPFD_CLOEXEC, 0));
+      if (p.get() < 0) Fail(errno, "fcntl");
+    } else {
+      p = Fd(Openat2(rootFd, path.c_str(), O_PATH | O_CLOEXEC | (flags & (O_DIRECTORY | O_NOFOLLOW)), kResolveFollow));
+      if (p.get() < 0) Fail(errno, "openat2");
+    }
+    struct stat st;
+    if (fstat(p.get(), &st) < 0) Fail(errno, "fstat");
+    if ((flags & O_DIRECTORY) && !S_ISDIR(st.st_mode)) Fail(ENOTDIR, "openat2");
+    if (flags & O_PATH) return Napi::Number::New(env, p.release());
+    return Napi::Number::New(env, ReopenForRead(p.get(), st));
+  } catch (const SysErr& s) {
+    throw ToJs(env, s, path);
+  }
+}
+
+// listDirFd(dirFd) -> [{name, type}] of a directory fd (O_PATH is fine), without . and ..
+// A fresh open file description is used (openat "."), so the fd's own offset is untouched
+// and the call can be repeated.
+Napi::Value JsListDirFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirFd = ArgFd(info, 0, "dirFd");
+  Napi::Array out = Napi::Array::New(env);
+  try {
+    int dfd = openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) Fail(errno, "openat");
+    DIR* d = fdopendir(dfd);
+    if (!d) {
+      int e = errno;
+      close(dfd);
+      Fail(e, "fdopendir");
+    }
+    struct Closer {
+      DIR* d;
+      ~Closer() {
+        closedir(d);
+      }
+    } closer{d};
+    uint32_t n = 0;
+    for (;;) {
+      errno = 0;
+      struct dirent* de = readdir(d);
+      if (!de) {
+        if (errno) Fail(errno, "readdir");
+        break;
+      }
+      if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+      if (!ValidUtf8(de->d_name, strlen(de->d_name))) Fail(EILSEQ, "readdir", "a directory entry name is not valid UTF-8");
+      const char* type = DirentTypeName(de->d_type);
+      if (!type) {
+        struct stat st;
+        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+          if (errno == ENOENT) continue;  // removed meanwhile
+          Fail(errno, "fstatat");
+        }
+        type = TypeName(st.st_mode);
+      }
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", Napi::String::New(env, de->d_name));
+      o.Set("type", Napi::String::New(env, type));
+      out.Set(n++, o);
+    }
+  } catch (const SysErr& s) {
+    throw ToJs(env, s, ".");
+  }
+  return out;
+}
+
+// statAt(dirFd, name) -> lstat of one entry below dirFd ("" = dirFd itself, O_PATH is fine).
+Napi::Value JsStatAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirFd = ArgFd(info, 0, "dirFd");
+  std::string name = ArgString(info, 1, "name");
+  struct stat st;
+  try {
+    CheckName(name);
+    if (name.empty()) {
+      if (fstat(dirFd, &st) < 0) Fail(errno, "fstat");
+    } else if (fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      Fail(errno, "fstatat");
+    }
+  } catch (const SysErr& s) {
+    throw ToJs(env, s, name);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", Napi::String::New(env, TypeName(st.st_mode)));
+  o.Set("mode", Napi::Number::New(env, st.st_mode & 07777));
+  o.Set("uid", Napi::Number::New(env, st.st_uid));
+  o.Set("gid", Napi::Number::New(env, st.st_gid));
+  o.Set("size", Napi::Number::New(env, (double)st.st_size));
+  o.Set("mtimeSec", Napi::Number::New(env, (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9));
+  o.Set("nlink", Napi::Number::New(env, (double)st.st_nlink));
+  o.Set("rdevMajor", Napi::Number::New(env, major(st.st_rdev)));
+  o.Set("rdevMinor", Napi::Number::New(env, minor(st.st_rdev)));
+  return o;
+}
+
+// readlinkAt(dirFd, name) -> the target of the symlink name below dirFd ("" = dirFd itself,
+// an O_PATH|O_NOFOLLOW fd of a symlink). Nothing is followed.
+Napi::Value JsReadlinkAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirFd = ArgFd(info, 0, "dirFd");
+  std::string name = ArgString(info, 1, "name");
+  std::vector<char> buf(PATH_MAX + 1);
+  ssize_t n;
+  try {
+    CheckName(name);
+    n = readlinkat(dirFd, name.c_str(), buf.data(), buf.size());
+    if (n < 0) Fail(errno, "readlinkat");
+    if ((size_t)n >= buf.size()) Fail(ENAMETOOLONG, "readlinkat", "the symlink target is longer than PATH_MAX");
+    if (!ValidUtf8(buf.data(), (size_t)n)) Fail(EILSEQ, "readlinkat", "the symlink target is not valid UTF-8");
+  } catch (const SysErr& s) {
+    throw ToJs(env, s, name);
+  }
+  return Napi::String::New(env, buf.data(), (size_t)n);
+}
+
 }  // namespace
 
 void InitFsInRoot(Napi::Env env, Napi::Object exports) {
@@ -684,4 +967,15 @@ void InitFsInRoot(Napi::Env env, Napi::Object exports) {
   exports.Set("applyEntry", Napi::Function::New(env, JsApplyEntry, "applyEntry"));
   exports.Set("finishFile", Napi::Function::New(env, JsFinishFile, "finishFile"));
   exports.Set("finishDirs", Napi::Function::New(env, JsFinishDirs, "finishDirs"));
+  exports.Set("openInRoot", Napi::Function::New(env, JsOpenInRoot, "openInRoot"));
+  exports.Set("listDirFd", Napi::Function::New(env, JsListDirFd, "listDirFd"));
+  exports.Set("statAt", Napi::Function::New(env, JsStatAt, "statAt"));
+  exports.Set("readlinkAt", Napi::Function::New(env, JsReadlinkAt, "readlinkAt"));
+  Napi::Object flags = Napi::Object::New(env);
+  flags.Set("O_RDONLY", Napi::Number::New(env, O_RDONLY));
+  flags.Set("O_PATH", Napi::Number::New(env, O_PATH));
+  flags.Set("O_DIRECTORY", Napi::Number::New(env, O_DIRECTORY));
+  flags.Set("O_NOFOLLOW", Napi::Number::New(env, O_NOFOLLOW));
+  flags.Freeze();
+  exports.Set("inRootFlags", flags);
 }

@@ -6,6 +6,9 @@
  * container can reach is that sealed copy, never a writable host executable (the
  * CVE-2019-5736 class), and /proc/<pid>/cmdline shows "tsrun-init", not node's arguments.
  *
+ * The same executable is also the per-container monitor when argv[0] is "tsrun-monitor"
+ * (monitor.c; its contract is in monitor_protocol.h).
+ *
  * Contract with spawn.cc (argv and environment are the whole interface):
  *   argv = { "tsrun-init" }
  *   env  = { "_TSRUN_INIT=<sync fd>,<plan fd>,<parent pid>" }
@@ -22,6 +25,7 @@
 #include <unistd.h>
 
 void child_main(const unsigned char* plan, size_t len, int sync_fd, int parent_pid);
+int monitor_main(int argc, char** argv); /* monitor.c: the "tsrun-monitor" role */
 
 static int refuse(void) {
   static const char msg[] = "tsrun-init: an internal helper of tsrun, not to be run directly\n";
@@ -45,6 +49,7 @@ static int parse3(const char* s, long out[3]) {
 }
 
 int main(int argc, char** argv) {
+  if (argc >= 1 && argv[0] && strcmp(argv[0], "tsrun-monitor") == 0) return monitor_main(argc, argv);
   const char* spec = getenv("_TSRUN_INIT");
   long v[3];
   if (argc != 1 || !argv[0] || strcmp(argv[0], "tsrun-init") != 0 || !spec || parse3(spec, v) < 0) return refuse();

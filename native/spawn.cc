@@ -182,6 +182,108 @@ static Napi::Value JsSpawn(const Napi::CallbackInfo& info) {
   return out;
 }
 
+static int IntField(Napi::Object o, const char* k) {
+  Napi::Value v = o.Get(k);
+  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : -1;
+}
+
+// In the forked child, before execveat of the monitor: async-signal-safe calls only. The
+// monitor must outlive us: no PDEATHSIG. Its own 0/1/2 become /dev/null (a foreground CLI's
+// stdio reaches it as dups, named in the environment).
+[[noreturn]] static void ExecMonitor(int exec_fd, const std::vector<int>& keep, char* const* argv, char* const* envp) {
+  int null = open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+  }
+  for (int fd : keep) fcntl(fd, F_SETFD, 0);
+  syscall(SYS_execveat, exec_fd, "", argv, envp, AT_EMPTY_PATH);
+  _exit(127);
+}
+
+// spawnMonitor(plan, cgroupFd, keepFds, argv, {dir, console, in, out, err})
+//   -> { pid, ctlFd, syncFd }. The monitor (monitor_protocol.h) clones the init itself; the
+// caller drives the init's protocol on syncFd and the monitor's on ctlFd.
+static Napi::Value JsSpawnMonitor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsArray() || !info[3].IsArray() ||
+      !info[4].IsObject())
+    throw Napi::TypeError::New(env,
+                               "spawnMonitor(plan: Buffer, cgroupFd: number, keepFds: number[], argv: string[], fds: object)");
+  auto buf = info[0].As<Napi::Buffer<unsigned char>>();
+  int cgroup_fd = info[1].As<Napi::Number>().Int32Value();
+  Napi::Array keepArr = info[2].As<Napi::Array>();
+  Napi::Array argArr = info[3].As<Napi::Array>();
+  Napi::Object fds = info[4].As<Napi::Object>();
+  int exec_fd = ExecutorFd(env);
+  int plan_fd = PlanFd(env, buf.Data(), buf.Length());
+  int dir = IntField(fds, "dir"), console = IntField(fds, "console");
+  // Dups above 2 for a foreground CLI's stdio: the child's 0/1/2 become /dev/null.
+  int stdio[3] = {IntField(fds, "in"), IntField(fds, "out"), IntField(fds, "err")};
+  for (int& fd : stdio)
+    if (fd >= 0) fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  auto close_stdio = [&]() {
+    for (int fd : stdio)
+      if (fd >= 0) close(fd);
+  };
+  int sync[2], ctl[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
+    int err = errno;
+    close(plan_fd);
+    close_stdio();
+    throw SystemError(env, err, "socketpair");
+  }
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
+    int err = errno;
+    close(plan_fd);
+    close(sync[0]);
+    close(sync[1]);
+    close_stdio();
+    throw SystemError(env, err, "socketpair");
+  }
+  std::vector<int> keep = {exec_fd, plan_fd, sync[1], ctl[1]};
+  for (int fd : {cgroup_fd, dir, console, stdio[0], stdio[1], stdio[2]})
+    if (fd >= 0) keep.push_back(fd);
+  for (uint32_t i = 0; i < keepArr.Length(); i++) keep.push_back(keepArr.Get(i).As<Napi::Number>().Int32Value());
+  std::string monitor_env = "_TSRUN_MONITOR=";
+  for (int v : {ctl[1], exec_fd, plan_fd, sync[1], cgroup_fd, dir, console, stdio[0], stdio[1], stdio[2]})
+    monitor_env += std::to_string(v) + ",";
+  monitor_env.pop_back();
+  std::vector<std::string> args = {"tsrun-monitor"};
+  for (uint32_t i = 0; i < argArr.Length(); i++) args.push_back(argArr.Get(i).As<Napi::String>().Utf8Value());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  char* envp[] = {monitor_env.data(), nullptr};
+
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  struct clone_args args3;
+  memset(&args3, 0, sizeof args3);
+  args3.exit_signal = SIGCHLD;
+  long pid = syscall(SYS_clone3, &args3, sizeof args3);
+  if (pid == 0) ExecMonitor(exec_fd, keep, argv.data(), envp);
+  int err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  close(sync[1]);
+  close(ctl[1]);
+  close(plan_fd);
+  close_stdio();
+  if (pid < 0) {
+    close(sync[0]);
+    close(ctl[0]);
+    throw SystemError(env, err, "clone3 (tsrun-monitor)");
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, (double)pid));
+  out.Set("ctlFd", Napi::Number::New(env, ctl[0]));
+  out.Set("syncFd", Napi::Number::New(env, sync[0]));
+  return out;
+}
+
 void InitSpawn(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, JsSpawn, "spawn"));
+  exports.Set("spawnMonitor", Napi::Function::New(env, JsSpawnMonitor, "spawnMonitor"));
 }

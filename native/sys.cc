@@ -247,6 +247,17 @@ static Napi::Value JsPipe(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// socketPair() -> [a, b]: a SOCK_STREAM unix pair, both CLOEXEC (the engine's console socket:
+// the init sends the pty master on one end, the monitor receives it on the other).
+static Napi::Value JsSocketPair(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) throw SystemError(info.Env(), errno, "socketpair");
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, fds[0]);
+  a.Set(1u, fds[1]);
+  return a;
+}
+
 static long sys_bpf(int cmd, union bpf_attr* attr) {
   return syscall(SYS_bpf, cmd, attr, sizeof *attr);
 }
@@ -335,6 +346,7 @@ void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("setWinsize", Napi::Function::New(env, JsSetWinsize, "setWinsize"));
   exports.Set("close", Napi::Function::New(env, JsClose, "close"));
   exports.Set("pipe", Napi::Function::New(env, JsPipe, "pipe"));
+  exports.Set("socketPair", Napi::Function::New(env, JsSocketPair, "socketPair"));
   exports.Set("mount", Napi::Function::New(env, JsMount, "mount"));
   exports.Set("umount2", Napi::Function::New(env, JsUmount2, "umount2"));
   exports.Set("attachDeviceFilter", Napi::Function::New(env, JsAttachDeviceFilter, "attachDeviceFilter"));

@@ -51,15 +51,29 @@ function isMounted(path: string): boolean {
   return mi.split('\n').some((l) => l.split(' ')[4] === path);
 }
 
-/** Mount the overlay for container `id` from layers (diff_ids, bottom to top). */
-export function mountRootfs(store: ImageStore, id: string, diffIds: string[]): ContainerRootfs {
+export function rootfsPaths(store: ImageStore, id: string): ContainerRootfs {
+  validateId(id);
+  const dir = store.layout.container(id);
+  return { dir, merged: join(dir, 'merged'), upper: join(dir, 'upper'), work: join(dir, 'work') };
+}
+
+export function isRootfsMounted(store: ImageStore, id: string): boolean {
+  return isMounted(rootfsPaths(store, id).merged);
+}
+
+/**
+ * Mount the overlay for container `id` from layers (diff_ids, bottom to top). `existingDir`:
+ * the container's directory is the engine's and exists already; an upper dir left there (a
+ * container mounted again after a reboot or an unmount) is kept.
+ */
+export function mountRootfs(store: ImageStore, id: string, diffIds: string[], o: { existingDir?: boolean } = {}): ContainerRootfs {
   for (const d of diffIds) {
     if (!store.hasLayer(d)) throw new TsrunError('ERR_INVALID_ARGUMENT', `layer ${d} is not unpacked in the store: pull the image again`);
   }
   validateId(id);
   const dir = store.layout.container(id);
   const r: ContainerRootfs = { dir, merged: join(dir, 'merged'), upper: join(dir, 'upper'), work: join(dir, 'work') };
-  if (existsSync(dir)) {
+  if (!o.existingDir && existsSync(dir)) {
     throw new TsrunError('ERR_CONTAINER_EXISTS', `a root filesystem for container ${id} already exists at ${dir}`, { hint: 'remove the old container first' });
   }
   // The kernel resolves these magic links while mounting, in this process: fds suffice.
@@ -76,13 +90,25 @@ export function mountRootfs(store: ImageStore, id: string, diffIds: string[]): C
       // nodev: device nodes an image carries stay inert (the container's /dev is its own tmpfs).
       native.mount('overlay', r.merged, 'overlay', MS_NODEV, data);
     } catch (e) {
-      rmSync(dir, { recursive: true, force: true });
+      if (!o.existingDir) rmSync(dir, { recursive: true, force: true });
+      else rmSync(r.work, { recursive: true, force: true });
       throw wrap(e, `mount the overlay rootfs of ${id}`);
     }
   } finally {
     for (const fd of fds) closeSync(fd);
   }
   return r;
+}
+
+/** Unmount a container's overlay, keeping its upper dir (a stopped container); fine if not mounted. */
+export function unmountRootfs(store: ImageStore, id: string): void {
+  const { merged } = rootfsPaths(store, id);
+  if (!existsSync(merged) || !isMounted(merged)) return;
+  try {
+    native.umount2(merged, MNT_DETACH);
+  } catch (e) {
+    if (!isErrno(e, 'EINVAL') && !isErrno(e, 'ENOENT')) throw wrap(e, `unmount ${merged}`);
+  }
 }
 
 /**

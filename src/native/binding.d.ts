@@ -51,6 +51,14 @@ export interface SeccompConstants {
 
 export interface NativeBinding extends FsInRootBinding {
   spawn(plan: Buffer, cgroupFd: number, keepFds: number[]): { pid: number; syncFd: number };
+  /** The per-container monitor (native/monitor_protocol.h), which clones the init itself. */
+  spawnMonitor(
+    plan: Buffer,
+    cgroupFd: number,
+    keepFds: number[],
+    argv: string[],
+    fds: { dir: number; console?: number; in?: number; out?: number; err?: number },
+  ): { pid: number; ctlFd: number; syncFd: number };
   recvMsg(fd: number, timeoutMs: number): SyncMessage | null;
   sendMsg(fd: number, type: number, value?: number): void;
   waitPid(pid: number, noHang: boolean): WaitStatus;
@@ -64,6 +72,7 @@ export interface NativeBinding extends FsInRootBinding {
   setWinsize(fd: number, rows: number, cols: number): void;
   close(fd: number): void;
   pipe(): [number, number];
+  socketPair(): [number, number];
   attachDeviceFilter(cgroupFd: number, insns: Buffer): void;
   /** mount(2) in the calling (host) namespace: image-store overlays. */
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;

@@ -20,7 +20,7 @@ import { checkHostNamespaceWrites } from './host-namespace-writes.js';
 import { checkMountLabel, lsmSupportFor } from '../linux/lsm.js';
 import { runHooks } from './hooks.js';
 import { procStartTime } from './proc.js';
-import { SpawnSession, writeIdMaps } from './spawn-session.js';
+import { SpawnSession, type Spawner, writeIdMaps } from './spawn-session.js';
 import type { ContainerRecord } from './state-store.js';
 import { Undo } from './undo.js';
 
@@ -37,6 +37,10 @@ export interface CreateOptions {
   mode: 'create' | 'run';
   /** The container must outlive this process (create, run --detach). */
   detach: boolean;
+  /** The init's end of a console socket the caller made (the engine's monitor holds the other end). */
+  consoleFd?: number | undefined;
+  /** Starts the init: the addon's spawn by default; the engine's monitor spawns it as its own child. */
+  spawner?: Spawner | undefined;
 }
 
 export interface Created {
@@ -93,10 +97,10 @@ function bindKinds(spec: Spec, bundle: string): Record<string, 'dir' | 'file'> {
 
 function checkTerminal(spec: Spec, o: CreateOptions): void {
   const tty = spec.process?.terminal === true;
-  if (tty && !o.consoleSocket && o.detach) {
+  if (tty && !o.consoleSocket && o.consoleFd === undefined && o.detach) {
     throw new TsrunError('ERR_INVALID_ARGUMENT', 'cannot allocate tty if tsrun will detach without setting console socket');
   }
-  if (!tty && o.consoleSocket) {
+  if (!tty && (o.consoleSocket || o.consoleFd !== undefined)) {
     throw new TsrunError('ERR_INVALID_ARGUMENT', 'cannot use console socket if tsrun will not detach or allocate tty');
   }
 }
@@ -186,6 +190,8 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       }
       const fd = consoleFd;
       undo.always(() => native.close(fd));
+    } else if (o.consoleFd !== undefined) {
+      consoleFd = o.consoleFd;
     }
     const joins = openNamespaceJoins(spec, undo);
     const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
@@ -212,7 +218,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       lsm,
     });
 
-    session = SpawnSession.start(steps, cgroupFd);
+    session = SpawnSession.start(steps, cgroupFd, o.spawner);
     const s = session;
     undo.onFail(() => s.abort());
     crashPoint('spawned');

@@ -21,6 +21,11 @@ export interface SessionHandlers {
   onConsole?: (fd: number) => void;
 }
 
+/** Starts a child that execs tsrun-init with the plan; returns the stage-1 pid and our sync fd. */
+export type Spawner = (plan: Buffer, cgroupFd: number, keepFds: number[]) => { pid: number; syncFd: number };
+
+const nativeSpawner: Spawner = (plan, cgroupFd, keepFds) => native.spawn(plan, cgroupFd, keepFds);
+
 const HOOK_BY_ID = new Map(Object.entries(HOOK_ID).map(([k, v]) => [v, k as HookPoint]));
 
 export class SpawnSession {
@@ -35,11 +40,11 @@ export class SpawnSession {
     readonly syncFd: number,
   ) {}
 
-  static start(steps: PlanStep[], cgroupFd = -1): SpawnSession {
+  static start(steps: PlanStep[], cgroupFd = -1, spawner: Spawner = nativeSpawner): SpawnSession {
     const plan = encodePlan(steps);
     let r: { pid: number; syncFd: number };
     try {
-      r = native.spawn(plan, cgroupFd, planFds(steps));
+      r = spawner(plan, cgroupFd, planFds(steps));
     } catch (e) {
       throw wrap(e, 'start container process');
     }

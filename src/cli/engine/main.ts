@@ -13,20 +13,56 @@ import { normalizeRegistryKey, removeCredentials, saveCredentials } from '../../
 import { DEFAULT_IMAGE_ROOT } from '../../image/store/layout.js';
 import { ImageStore } from '../../image/store/store.js';
 import { TsrunError } from '../../util/errors.js';
+import { type EngineContext, DEFAULT_RUN_ROOT, makeEngineContext } from '../../engine/context.js';
+import { layersInUse } from '../../engine/lifecycle.js';
 import { main as ociMain } from '../oci/main.js';
+import { type Act, registerContainerCommands } from './containers.js';
 import { VERSION } from '../version.js';
 import { formatBytes, PullProgressView } from './progress.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function report(err: unknown): number {
+  const code = (err as { exitCode?: number })?.exitCode ?? 1;
   if (err instanceof TsrunError) {
     process.stderr.write(`tsrun: ${err.message}\n`);
     if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+    for (const c of err.cleanupErrors) process.stderr.write(`tsrun: while undoing: ${c.message}\n`);
   } else {
-    process.stderr.write(`tsrun: ${String((err as Error)?.stack ?? err)}\n`);
+    process.stderr.write(`tsrun: ${String((err as Error)?.message ?? err)}\n`);
+    if (process.env.TSRUN_DEBUG) process.stderr.write(`${(err as Error)?.stack}\n`);
   }
-  return 1;
+  return code;
+}
+
+/** `tsrun container VERB` is `tsrun VERB` for docker's container verbs (ls, prune, cleanup are its own). */
+const CONTAINER_VERBS = new Set([
+  'inspect',
+  'start',
+  'stop',
+  'rm',
+  'kill',
+  'logs',
+  'wait',
+  'pause',
+  'unpause',
+  'restart',
+  'attach',
+  'exec',
+  'create',
+  'run',
+  'top',
+  'stats',
+  'cp',
+  'diff',
+  'commit',
+]);
+
+function normalizeArgv(argv: string[]): string[] {
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith('-')) i += argv[i] === '--root' || argv[i] === '--runroot' ? 2 : 1;
+  if (argv[i] === 'container' && CONTAINER_VERBS.has(argv[i + 1] ?? '')) return [...argv.slice(0, i), ...argv.slice(i + 1)];
+  return argv;
 }
 
 function age(iso: string | undefined): string {
@@ -56,11 +92,19 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('tsrun');
   program
     .description('tsrun: containers from images (the engine); `tsrun oci …` is the OCI runtime')
-    .option('--root <dir>', 'image store', DEFAULT_IMAGE_ROOT)
+    .option('--root <dir>', 'image store and containers', DEFAULT_IMAGE_ROOT)
+    .option('--runroot <dir>', 'runtime state of running containers (a tmpfs)', DEFAULT_RUN_ROOT)
+    .enablePositionalOptions()
     .version(`tsrun version ${VERSION}`, '-v, --version')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const store = () => new ImageStore(program.opts<{ root: string }>().root);
+  let engine: EngineContext | undefined;
+  const ctxOf = () => {
+    const o = program.opts<{ root: string; runroot: string }>();
+    engine ??= makeEngineContext({ root: o.root, runRoot: o.runroot, log: { warn: (m) => process.stderr.write(`warning: ${m}\n`), debug: () => {} } });
+    return engine;
+  };
   const act =
     <A extends unknown[]>(fn: (...a: A) => Promise<number | void> | number | void) =>
     async (...a: A) => {
@@ -113,7 +157,8 @@ export async function main(argv: string[]): Promise<number> {
 
   const rmi = async (refs: string[], o: { force: boolean }) => {
     for (const ref of refs) {
-      const r = await removeImage(store(), ref, { force: o.force });
+      const inUse = layersInUse(ctxOf());
+      const r = await removeImage(store(), ref, { force: o.force, inUse: (ids) => ids.some((d) => inUse.has(d)) });
       for (const t of r.untagged) process.stdout.write(`untagged: ${t}\n`);
     }
   };
@@ -125,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(act(rmi));
 
   const prune = async (o: { all: boolean }) => {
-    const r = await pruneImages(store(), { all: o.all });
+    const r = await pruneImages(store(), { all: o.all, inUseLayers: layersInUse(ctxOf()) });
     for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`removed ${r.blobsRemoved} blob(s) and ${r.layersRemoved} layer(s), freed ${formatBytes(r.bytesFreed)}\n`);
   };
@@ -151,7 +196,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-a, --all', 'also remove blobs and layers changed in the last 10 minutes', false)
     .description('remove blobs and layers no tagged image uses')
     .action(act(prune));
-  program.command('inspect').argument('<image...>').description('same as `image inspect`').action(act(inspect));
+  registerContainerCommands(program, ctxOf, act as Act);
 
   program
     .command('load')
@@ -220,7 +265,7 @@ export async function main(argv: string[]): Promise<number> {
     );
 
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(normalizeArgv(argv), { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
     return report(e);
