@@ -7,9 +7,8 @@
 // Names are unique under a store-wide lock; each container has its own lock file, taken by
 // every command that changes it (lock order: names, then container; never held while
 // waiting for an exit).
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { native } from '../native/index.js';
 import { isErrno, TsrunError, wrap } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
@@ -64,6 +63,18 @@ export interface ContainerRecord {
 
 const ADJECTIVES = ['brave', 'calm', 'eager', 'fond', 'gentle', 'happy', 'keen', 'lucid', 'merry', 'nifty', 'quirky', 'sharp', 'stoic', 'vivid', 'wise', 'zen'];
 const NOUNS = ['ada', 'babbage', 'curie', 'dijkstra', 'euler', 'gauss', 'hopper', 'knuth', 'lovelace', 'noether', 'ritchie', 'shannon', 'thompson', 'turing'];
+
+/** /dev/urandom, not node:crypto: loading that costs every CLI start a few milliseconds. */
+function randomBytes(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  const fd = openSync('/dev/urandom', 'r');
+  try {
+    readSync(fd, b, 0, n, null);
+  } finally {
+    closeSync(fd);
+  }
+  return b;
+}
 
 export function randomName(): string {
   const b = randomBytes(3);
@@ -126,7 +137,9 @@ export class ContainerStore {
 
   write(rec: ContainerRecord): void {
     mkdirSync(this.dir(rec.id), { recursive: true, mode: 0o700 });
-    writeFileAtomic(this.recordPath(rec.id), JSON.stringify(rec, null, 1), 0o600);
+    // Not fsync'd: atomic for readers and across a killed writer; a power loss may lose the
+    // latest change (podman's transient store makes the same trade for speed).
+    writeFileAtomic(this.recordPath(rec.id), JSON.stringify(rec), 0o600, false);
   }
 
   /** Remove the record and everything left in its directory (the overlay must be unmounted). */

@@ -23,7 +23,6 @@ import { defaultSeccompProfile } from './seccomp-profile.js';
 import { buildSpec, capabilitySet, type CreateIntent } from './specgen.js';
 
 const PASSWD_MAX = 4 * 1024 * 1024;
-const O_PATH = 0o10000000; // not in Node's fs.constants
 /** Where --init puts catatonit (podman's init) in the container. */
 export const INIT_PATH = '/run/tsrun-init';
 export const INIT_BINARY = '/usr/bin/catatonit';
@@ -98,7 +97,7 @@ function ensureWorkdir(rootfs: string, cwd: string, uid: number, gid: number): v
   const rootFd = native.openRoot(rootfs);
   try {
     try {
-      native.closeFd(native.openInRoot(rootFd, rel, O_PATH));
+      native.closeFd(native.openInRoot(rootFd, rel, native.inRootFlags.O_PATH));
       return;
     } catch {
       /* missing: made below */
@@ -291,7 +290,7 @@ export async function createContainer(ctx: EngineContext, r: CreateRequest): Pro
     }
     spec.annotations = { 'io.tsrun.container.name': rec.name, 'io.tsrun.image': img.ref };
     ensureWorkdir(rootfs.merged, spec.process!.cwd, user.uid, user.gid);
-    writeFileSync(join(ctx.containers.dir(id), 'config.json'), JSON.stringify(spec, null, 1), { mode: 0o600 });
+    writeFileSync(join(ctx.containers.dir(id), 'config.json'), JSON.stringify(spec), { mode: 0o600 });
     rec.args = spec.process!.args ?? [];
     rec.env = spec.process!.env ?? [];
     rec.workdir = spec.process!.cwd;

@@ -94,5 +94,5 @@ function setConsoleSize(ctx: EngineContext, id: string, rows: number, cols: numb
   const path = join(ctx.containers.dir(id), 'config.json');
   const spec = JSON.parse(readFileSync(path, 'utf8'));
   spec.process.consoleSize = { height: rows, width: cols };
-  writeFileSync(path, JSON.stringify(spec, null, 1), { mode: 0o600 });
+  writeFileSync(path, JSON.stringify(spec), { mode: 0o600 });
 }

@@ -42,7 +42,9 @@ import { parseReference } from './reference.js';
 import type { ImageStore } from './store/store.js';
 
 /** Config changes, as `docker commit --change` makes them. */
-export type ConfigChanges = Partial<Pick<ImageConfigBody, 'Cmd' | 'Entrypoint' | 'Env' | 'WorkingDir' | 'User' | 'Labels' | 'ExposedPorts' | 'Volumes' | 'StopSignal'>>;
+export type ConfigChanges = Partial<
+  Pick<ImageConfigBody, 'Cmd' | 'Entrypoint' | 'Env' | 'WorkingDir' | 'User' | 'Labels' | 'ExposedPorts' | 'Volumes' | 'StopSignal'>
+>;
 
 export interface CommitOptions {
   /**

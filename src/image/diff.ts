@@ -173,7 +173,5 @@ export function diffUpperDir(upperDir: string, lowerRoots: string[], opts: DiffO
       kinds.set(p, 'C');
     }
   }
-  return [...kinds]
-    .map(([rel, kind]) => ({ kind, path: `/${rel}` }))
-    .sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+  return [...kinds].map(([rel, kind]) => ({ kind, path: `/${rel}` })).sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
 }

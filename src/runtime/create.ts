@@ -7,7 +7,7 @@ import { deviceProgram, deviceRules } from '../cgroups/devices.js';
 import type { CgroupV1 } from '../cgroups/v1-membership.js';
 import { readLastCap } from '../linux/capabilities.js';
 import { ambientDropped, buildInitPlan, idMapText, type HookPoint, type NsJoin } from '../linux/plan.js';
-import { compileSeccomp } from '../linux/seccomp.js';
+import { compileSeccompCached, seccompCacheDir } from './seccomp-cache.js';
 import { native } from '../native/index.js';
 import { loadSpec } from '../spec/load.js';
 import type { HookName, OciState, Spec } from '../spec/types.js';
@@ -194,7 +194,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       consoleFd = o.consoleFd;
     }
     const joins = openNamespaceJoins(spec, undo);
-    const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
+    const seccomp = spec.linux?.seccomp ? compileSeccompCached(spec.linux.seccomp, seccompCacheDir(ctx)) : undefined;
     if (seccomp?.skipped.length) ctx.log.debug(`seccomp: syscalls unknown to libseccomp skipped: ${seccomp.skipped.join(' ')}`);
     const hooks = spec.hooks ?? {};
     const hookPoints: HookPoint[] = [];

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { joinV1 } from '../cgroups/v1-membership.js';
 import { readLastCap } from '../linux/capabilities.js';
 import { buildExecPlan, type NsJoin } from '../linux/plan.js';
-import { compileSeccomp } from '../linux/seccomp.js';
+import { compileSeccompCached, seccompCacheDir } from './seccomp-cache.js';
 import { lsmSupportFor } from '../linux/lsm.js';
 import { native } from '../native/index.js';
 import type { Process } from '../spec/types.js';
@@ -113,7 +113,7 @@ export async function execInContainer(ctx: RuntimeContext, o: ExecOptions): Prom
       const fd = consoleFd;
       undo.always(() => native.close(fd));
     }
-    const seccomp = config.linux?.seccomp ? compileSeccomp(config.linux.seccomp) : undefined;
+    const seccomp = config.linux?.seccomp ? compileSeccompCached(config.linux.seccomp, seccompCacheDir(ctx)) : undefined;
     const steps = buildExecPlan(p, {
       lastCap: readLastCap(),
       joins,

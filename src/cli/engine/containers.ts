@@ -2,7 +2,6 @@
 // restart, kill, rm, ps, logs, exec, attach, wait, inspect, pause, unpause, container
 // prune/cleanup. Printing and exit codes only; the work is in src/engine/.
 import { type Command, Option } from 'commander';
-import { attachMonitor } from '../../engine/attach.js';
 import type { ContainerRecord } from '../../engine/container-store.js';
 import { containerState } from '../../engine/container-state.js';
 import type { EngineContext } from '../../engine/context.js';
@@ -22,7 +21,6 @@ import {
 import { readLogs } from '../../engine/logs.js';
 import { sendMonitor, waitForExit } from '../../engine/monitor.js';
 import { inspectImage } from '../../image/inspect.js';
-import { pullImage } from '../../image/pull.js';
 import { native } from '../../native/index.js';
 import { MON } from '../../native/monitor-protocol.js';
 import { parseSignal } from '../../runtime/signals.js';
@@ -84,6 +82,7 @@ export function registerContainerCommands(program: Command, ctxOf: () => EngineC
   const pullFor = (platform?: string) => async (ref: string) => {
     process.stderr.write(`Pulling ${ref}\n`);
     const view = new PullProgressView(process.stderr, false);
+    const { pullImage } = await import('../../image/pull.js');
     await pullImage(ctxOf().images, ref, { ...(platform ? { platform } : {}), onProgress: (e) => view.handle(e) });
   };
   const build = (image: string, cmd: string[], o: CreateFlags) => {
@@ -354,6 +353,7 @@ export function registerContainerCommands(program: Command, ctxOf: () => EngineC
         const rec = ctx.containers.resolve(ref);
         const st = containerState(ctx, rec);
         if (st.status !== 'running') throw new TsrunError('ERR_CONTAINER_NOT_RUNNING', `container ${rec.name} is ${st.status}`);
+        const { attachMonitor } = await import('../../engine/attach.js');
         const session = await attachMonitor(ctx.containers.dir(rec.id), (s, d) => (s === 'stdout' ? process.stdout : process.stderr).write(d));
         const raw = rec.tty && o.stdin && process.stdin.isTTY === true;
         if (raw) process.stdin.setRawMode(true);

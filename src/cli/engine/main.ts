@@ -2,20 +2,15 @@
 // prune, load, save, login/logout); `tsrun oci …` reaches the runtime. The only place in the
 // engine that prints or decides exit codes.
 import { readFileSync } from 'node:fs';
+import type { SaveFormat } from '../../image/archive/save.js';
 import { Command, CommanderError, Option } from 'commander';
-import { loadArchive } from '../../image/archive/load.js';
-import { saveImage, type SaveFormat } from '../../image/archive/save.js';
-import { pruneImages, removeImage } from '../../image/gc.js';
 import { inspectImage, listImages } from '../../image/inspect.js';
-import { pullImage } from '../../image/pull.js';
 import { parseReference } from '../../image/reference.js';
-import { normalizeRegistryKey, removeCredentials, saveCredentials } from '../../image/registry/credentials.js';
 import { DEFAULT_IMAGE_ROOT } from '../../image/store/layout.js';
 import { ImageStore } from '../../image/store/store.js';
 import { TsrunError } from '../../util/errors.js';
 import { type EngineContext, DEFAULT_RUN_ROOT, makeEngineContext } from '../../engine/context.js';
 import { layersInUse } from '../../engine/lifecycle.js';
-import { main as ociMain } from '../oci/main.js';
 import { type Act, registerContainerCommands } from './containers.js';
 import { VERSION } from '../version.js';
 import { formatBytes, PullProgressView } from './progress.js';
@@ -87,7 +82,8 @@ function table(rows: string[][]): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  if (argv[0] === 'oci') return ociMain(argv.slice(1));
+  // Each verb loads what it needs: `run` must not pay for the registry client or the archive code.
+  if (argv[0] === 'oci') return (await import('../oci/main.js')).main(argv.slice(1));
   let exitCode = 0;
   const program = new Command('tsrun');
   program
@@ -126,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(
       act(async (image: string, o: { platform?: string; insecureRegistry: string[]; quiet: boolean }) => {
         const view = new PullProgressView(process.stdout, o.quiet);
+        const { pullImage } = await import('../../image/pull.js');
         const r = await pullImage(store(), image, {
           ...(o.platform ? { platform: o.platform } : {}),
           insecureRegistries: o.insecureRegistry,
@@ -158,6 +155,7 @@ export async function main(argv: string[]): Promise<number> {
   const rmi = async (refs: string[], o: { force: boolean }) => {
     for (const ref of refs) {
       const inUse = layersInUse(ctxOf());
+      const { removeImage } = await import('../../image/gc.js');
       const r = await removeImage(store(), ref, { force: o.force, inUse: (ids) => ids.some((d) => inUse.has(d)) });
       for (const t of r.untagged) process.stdout.write(`untagged: ${t}\n`);
     }
@@ -170,6 +168,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(act(rmi));
 
   const prune = async (o: { all: boolean }) => {
+    const { pruneImages } = await import('../../image/gc.js');
     const r = await pruneImages(store(), { all: o.all, inUseLayers: layersInUse(ctxOf()) });
     for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`removed ${r.blobsRemoved} blob(s) and ${r.layersRemoved} layer(s), freed ${formatBytes(r.bytesFreed)}\n`);
@@ -208,6 +207,7 @@ export async function main(argv: string[]): Promise<number> {
       act(async (archive: string | undefined, o: { input?: string; tag?: string }) => {
         const path = o.input ?? archive;
         if (!path) throw new TsrunError('ERR_INVALID_ARGUMENT', 'load needs an archive: tsrun load -i FILE');
+        const { loadArchive } = await import('../../image/archive/load.js');
         const r = await loadArchive(store(), path, o.tag ? { tag: o.tag } : {});
         for (const img of r.images) process.stdout.write(`loaded ${img.refs.join(', ') || img.digest} (${img.layers} layer(s), ${r.format})\n`);
       }),
@@ -223,6 +223,7 @@ export async function main(argv: string[]): Promise<number> {
       act(async (refs: string[], o: { output: string; format: SaveFormat }) => {
         // A path, not a stream: save writes a temp file and renames it, so a failure never
         // truncates an existing file.
+        const { saveImage } = await import('../../image/archive/save.js');
         await saveImage(store(), refs, o.output, o.format);
       }),
     );
@@ -235,7 +236,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--password-stdin', 'read the password from stdin', false)
     .description(`save credentials for a registry (in <root>/auth.json, mode 0600)`)
     .action(
-      act((registry: string, o: { username: string; password?: string; passwordStdin: boolean }) => {
+      act(async (registry: string, o: { username: string; password?: string; passwordStdin: boolean }) => {
+        const { normalizeRegistryKey, saveCredentials } = await import('../../image/registry/credentials.js');
         const password = o.passwordStdin ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : o.password;
         if (!password) throw new TsrunError('ERR_INVALID_ARGUMENT', 'login needs a password: --password-stdin or -p');
         const where = saveCredentials(normalizeRegistryKey(registry), { username: o.username, password }, { imageRoot: program.opts<{ root: string }>().root });
@@ -248,7 +250,8 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<registry>')
     .description('forget the credentials saved for a registry')
     .action(
-      act((registry: string) => {
+      act(async (registry: string) => {
+        const { normalizeRegistryKey, removeCredentials } = await import('../../image/registry/credentials.js');
         const removed = removeCredentials(normalizeRegistryKey(registry), { imageRoot: program.opts<{ root: string }>().root });
         process.stdout.write(removed ? `removed credentials for ${registry}\n` : `no credentials saved for ${registry}\n`);
       }),

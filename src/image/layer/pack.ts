@@ -16,9 +16,11 @@
 // The upper dir was written by the container: nothing in it is followed. Every entry is
 // reached as /proc/self/fd/<fd of its parent>/<name> with lstat/readlink, so a symlink (or a
 // directory swapped for one) never redirects the walk; directories are opened O_NOFOLLOW and
-// checked to be the inode lstat saw; file data is read from an fd opened O_NOFOLLOW|O_NONBLOCK
-// and checked likewise. A file that changes size while it is read fails the pack: stop or
-// pause the container first.
+// checked to be the inode lstat saw. File data is read through the addon's openInRoot: an
+// O_PATH|O_NOFOLLOW fd below the parent's fd, checked to be the inode lstat saw, then reopened
+// for reading only if it is a regular file (a FIFO or device swapped in is never opened for
+// I/O). A file that changes size while it is read fails the pack: stop or pause the container
+// first.
 //
 // Node cannot read xattrs, and the addon has no call for it yet: `perlXattrScanner` walks the
 // tree once in a perl child (perl-base is Essential on Debian), with the same discipline (chdir
@@ -35,6 +37,7 @@ import { type BigIntStats, closeSync, constants, existsSync, fstatSync, lstatSyn
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import { native } from '../../native/index.js';
 import { isErrno, TsrunError, wrap } from '../../util/errors.js';
 
 // ---------------------------------------------------------------- xattrs
@@ -184,7 +187,6 @@ export function isWhiteout(st: BigIntStats): boolean {
 
 const PROC_FD = '/proc/self/fd';
 const O_DIR = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
-const O_DATA = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
 
 export interface TreeEntry {
   /** Path relative to the root, "/"-separated, no leading "/": "etc/hosts". */
@@ -192,6 +194,8 @@ export interface TreeEntry {
   name: string;
   /** /proc/self/fd/<parent dir fd>/<name>: valid until the walk moves on; use with lstat, readlink, O_NOFOLLOW. */
   at: string;
+  /** The parent directory's fd (O_RDONLY|O_DIRECTORY), open until the walk moves on. */
+  dirFd: number;
   st: BigIntStats;
 }
 
@@ -249,7 +253,7 @@ function* walkDir(fd: number, prefix: string, o: WalkOptions): Generator<TreeEnt
       if (isErrno(e, 'ENOENT')) continue; // removed meanwhile
       throw wrap(e, `lstat /${rel}`);
     }
-    yield { rel, name, at, st };
+    yield { rel, name, at, dirFd: fd, st };
     if (st.isDirectory()) {
       const child = openDir(at, st, rel);
       try {
@@ -456,6 +460,29 @@ export function mtimeSeconds(st: BigIntStats): number {
   return Number(ns < 0n && s * 1_000_000_000n !== ns ? s - 1n : s);
 }
 
+/** Open a regular file of the walk for reading: never a symlink, FIFO or device, only the inode lstat saw. */
+function openData(e: TreeEntry): number {
+  const { O_PATH, O_NOFOLLOW, O_RDONLY } = native.inRootFlags;
+  let pathFd: number;
+  try {
+    pathFd = native.openInRoot(e.dirFd, e.name, O_PATH | O_NOFOLLOW);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) throw changed(e.rel);
+    throw wrap(err, `open /${e.rel}`);
+  }
+  try {
+    const now = fstatSync(pathFd, { bigint: true });
+    if (!now.isFile() || now.ino !== e.st.ino || now.dev !== e.st.dev) throw changed(e.rel);
+    return native.openInRoot(pathFd, '', O_RDONLY); // the same inode, reopened for reading
+  } catch (err) {
+    if (err instanceof TsrunError) throw err;
+    if (isErrno(err, 'ENXIO') || isErrno(err, 'ENOENT')) throw changed(e.rel);
+    throw wrap(err, `open /${e.rel}`);
+  } finally {
+    closeSync(pathFd);
+  }
+}
+
 interface PackState {
   hash: ReturnType<typeof createHash>;
   tarSize: number;
@@ -530,17 +557,9 @@ async function* tarEntries(upperDir: string, o: PackOptions, s: PackState): Asyn
         header({ ...common, name: rel, type: '1', linkname: first });
       } else {
         if (st.nlink > 1n) links.set(key, rel);
-        let fd: number;
+        const fd = openData(e);
         try {
-          fd = openSync(e.at, O_DATA);
-        } catch (err) {
-          if (isErrno(err, 'ELOOP') || isErrno(err, 'ENOENT') || isErrno(err, 'ENXIO')) throw changed(rel);
-          throw wrap(err, `open /${rel}`);
-        }
-        try {
-          const now = fstatSync(fd, { bigint: true });
-          if (!now.isFile() || now.ino !== st.ino || now.dev !== st.dev) throw changed(rel);
-          const size = Number(now.size);
+          const size = Number(fstatSync(fd, { bigint: true }).size);
           const xs = layerXattrs(x, 'file');
           header({ ...common, name: rel, type: '0', size, ...(xs ? { xattrs: xs } : {}) });
           let left = size;
