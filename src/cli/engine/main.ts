@@ -11,6 +11,7 @@ import { ImageStore } from '../../image/store/store.js';
 import { TsrunError } from '../../util/errors.js';
 import { type EngineContext, DEFAULT_RUN_ROOT, makeEngineContext } from '../../engine/context.js';
 import { layersInUse } from '../../engine/lifecycle.js';
+import { registerContainerTools } from './container-tools.js';
 import { type Act, registerContainerCommands } from './containers.js';
 import { VERSION } from '../version.js';
 import { formatBytes, PullProgressView } from './progress.js';
@@ -196,6 +197,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('remove blobs and layers no tagged image uses')
     .action(act(prune));
   registerContainerCommands(program, ctxOf, act as Act);
+  registerContainerTools(program, ctxOf, act as Act);
 
   program
     .command('load')
