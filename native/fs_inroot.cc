@@ -961,7 +961,112 @@ Napi::Value JsReadlinkAt(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// ---- xattrTree: every extended attribute under a trusted host directory (an overlay upper
+// dir the container wrote). Walked with *at() calls and O_NOFOLLOW: a symlink is read as
+// itself, never followed; a directory is entered only through the fd of what fstatat saw.
+
+struct XattrRow {
+  std::string rel, name;
+  std::string value;
+};
+
+static void XattrsOf(int dirfd, const char* name, const std::string& rel, const std::string& only, std::vector<XattrRow>& out) {
+  std::string path = "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
+  std::vector<char> names(4096);
+  ssize_t n;
+  for (;;) {
+    n = llistxattr(path.c_str(), names.data(), names.size());
+    if (n >= 0) break;
+    if (errno == ERANGE) {
+      names.resize(names.size() * 4);
+      continue;
+    }
+    if (errno == ENOTSUP || errno == ENOENT) return;
+    Fail(errno, "llistxattr");
+  }
+  for (ssize_t i = 0; i < n;) {
+    std::string key(names.data() + i);
+    i += (ssize_t)key.size() + 1;
+    if (!only.empty() && key != only) continue;
+    std::vector<char> val(256);
+    ssize_t v;
+    for (;;) {
+      v = lgetxattr(path.c_str(), key.c_str(), val.data(), val.size());
+      if (v >= 0) break;
+      if (errno == ERANGE) {
+        val.resize(val.size() * 4);
+        continue;
+      }
+      if (errno == ENODATA) break;
+      Fail(errno, "lgetxattr");
+    }
+    if (v >= 0) out.push_back({rel, key, std::string(val.data(), (size_t)v)});
+  }
+}
+
+static void XattrWalk(int dirfd, const std::string& rel, bool dirs_only, const std::string& only, int depth, std::vector<XattrRow>& out) {
+  if (depth > 4096) Fail(ELOOP, "xattrTree");
+  int copy = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (copy < 0) Fail(errno, "openat");
+  DIR* d = fdopendir(copy);
+  if (!d) {
+    close(copy);
+    Fail(errno, "fdopendir");
+  }
+  std::vector<std::pair<std::string, bool>> entries;
+  while (struct dirent* e = readdir(d)) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    struct stat st;
+    if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+    entries.push_back({e->d_name, S_ISDIR(st.st_mode)});
+  }
+  closedir(d);
+  for (auto& [name, isdir] : entries) {
+    std::string r = rel.empty() ? name : rel + "/" + name;
+    if (isdir || !dirs_only) XattrsOf(dirfd, name.c_str(), r, only, out);
+    if (!isdir) continue;
+    int sub = openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0) continue; /* replaced meanwhile */
+    try {
+      XattrWalk(sub, r, dirs_only, only, depth + 1, out);
+    } catch (...) {
+      close(sub);
+      throw;
+    }
+    close(sub);
+  }
+}
+
+// xattrTree(root, dirsOnly, name) -> [rel, name, Buffer][] ("" is the root itself).
+static Napi::Value JsXattrTree(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string root = info[0].As<Napi::String>().Utf8Value();
+  bool dirs_only = info.Length() > 1 && info[1].ToBoolean().Value();
+  std::string only = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  std::vector<XattrRow> rows;
+  int fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw SystemError(env, errno, "open", root.c_str());
+  try {
+    XattrsOf(fd, ".", "", only, rows);
+    XattrWalk(fd, "", dirs_only, only, 0, rows);
+  } catch (const SysErr& e) {
+    close(fd);
+    throw SystemError(env, e.err, e.syscall, root.c_str());
+  }
+  close(fd);
+  Napi::Array a = Napi::Array::New(env, rows.size());
+  for (size_t i = 0; i < rows.size(); i++) {
+    Napi::Array row = Napi::Array::New(env, 3);
+    row.Set(0u, rows[i].rel);
+    row.Set(1u, rows[i].name);
+    row.Set(2u, Napi::Buffer<char>::Copy(env, rows[i].value.data(), rows[i].value.size()));
+    a.Set((uint32_t)i, row);
+  }
+  return a;
+}
+
 void InitFsInRoot(Napi::Env env, Napi::Object exports) {
+  exports.Set("xattrTree", Napi::Function::New(env, JsXattrTree, "xattrTree"));
   exports.Set("openRoot", Napi::Function::New(env, JsOpenRoot, "openRoot"));
   exports.Set("closeFd", Napi::Function::New(env, JsCloseFd, "closeFd"));
   exports.Set("applyEntry", Napi::Function::New(env, JsApplyEntry, "applyEntry"));

@@ -22,7 +22,7 @@
 import { type BigIntStats, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isErrno, wrap } from '../util/errors.js';
-import { checkOverlayFeatures, isOpaque, isWhiteout, OVERLAY_OPAQUE, perlXattrScanner, walkTree, type XattrScanner } from './layer/pack.js';
+import { checkOverlayFeatures, isOpaque, isWhiteout, OVERLAY_OPAQUE, nativeXattrScanner, walkTree, type XattrScanner } from './layer/pack.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';
 
@@ -35,7 +35,7 @@ export interface Change {
 export interface DiffOptions {
   /** Leave this path ("/etc/hosts") and everything under it out (mount point placeholders). */
   exclude?: (path: string) => boolean;
-  /** How xattrs are read (default: perlXattrScanner). */
+  /** How xattrs are read (default: nativeXattrScanner). */
   xattrs?: XattrScanner;
 }
 
@@ -131,7 +131,7 @@ function dirMetaDiffers(up: BigIntStats, low: BigIntStats): boolean {
  * (unpacked layer roots, top layer first), sorted by path.
  */
 export function diffUpperDir(upperDir: string, lowerRoots: string[], opts: DiffOptions = {}): Change[] {
-  const scan = opts.xattrs ?? perlXattrScanner;
+  const scan = opts.xattrs ?? nativeXattrScanner;
   const upperX = scan(upperDir);
   const lower = new LowerView(lowerRoots, scan);
   const kinds = new Map<string, ChangeKind>();

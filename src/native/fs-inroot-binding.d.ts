@@ -64,6 +64,8 @@ export interface InRootOpenFlags {
 }
 
 export interface FsInRootBinding {
+  /** Every xattr under a host directory, never following a symlink: [rel ('' = the root), name, value]. */
+  xattrTree(root: string, dirsOnly?: boolean, name?: string): Array<[string, string, Buffer]>;
   /** open(path, O_PATH|O_DIRECTORY|O_CLOEXEC) of a trusted directory; also checks that openat2 works. */
   openRoot(path: string): number;
   closeFd(fd: number): void;

@@ -21,7 +21,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { applyConfigChanges, commitContainer } from '../../src/image/commit.js';
 import { diffUpperDir } from '../../src/image/diff.js';
 import { findImage, resolveRecord } from '../../src/image/inspect.js';
-import { perlXattrScanner } from '../../src/image/layer/pack.js';
+import { nativeXattrScanner } from '../../src/image/layer/pack.js';
 import { mountRootfs, removeRootfs } from '../../src/image/rootfs.js';
 import type { ImageStore } from '../../src/image/store/store.js';
 import { tempDir } from '../helpers/tmp-dir.js';
@@ -113,7 +113,7 @@ describe.skipIf(!!skip)('commit and diff on a real overlay', () => {
     writeFileSync(join(m, 'old'), 'back\n');
     // what the kernel wrote: a whiteout, an opaque dir
     expect(isWhiteout(join(fs.upper, 'bin/hello'))).toBe(true);
-    expect(perlXattrScanner(fs.upper).get('data')?.get('trusted.overlay.opaque')?.toString()).toBe('y');
+    expect(nativeXattrScanner(fs.upper).get('data')?.get('trusted.overlay.opaque')?.toString()).toBe('y');
   });
 
   it('diff lists what the container added, changed and deleted', () => {
@@ -206,7 +206,7 @@ describe.skipIf(!!skip)('commit and diff on a real overlay', () => {
     const root = store.layout.layerRoot(res.diffId);
     expect(readFileSync(join(root, 'app/new.txt'), 'utf8')).toBe('new\n');
     expect(isWhiteout(join(root, 'bin/hello'))).toBe(true);
-    expect(perlXattrScanner(root, { dirsOnly: true, name: 'trusted.overlay.opaque' }).has('data')).toBe(true);
+    expect(nativeXattrScanner(root, { dirsOnly: true, name: 'trusted.overlay.opaque' }).has('data')).toBe(true);
   });
 
   it('a container of the committed image sees the committed tree, and has no changes of its own', () => {

@@ -22,16 +22,14 @@
 // I/O). A file that changes size while it is read fails the pack: stop or pause the container
 // first.
 //
-// Node cannot read xattrs, and the addon has no call for it yet: `perlXattrScanner` walks the
-// tree once in a perl child (perl-base is Essential on Debian), with the same discipline (chdir
-// into a directory only after lstat, then check st_dev/st_ino of "." and fchdir back), calling
-// llistxattr/lgetxattr through perl's syscall(). Pass `xattrs` to use something else.
+// Node cannot read xattrs: the addon's xattrTree walks the tree once with the same discipline
+// (*at() calls, O_NOFOLLOW, llistxattr/lgetxattr through /proc/self/fd). Pass `xattrs` to use
+// something else.
 //
 // tar-stream's packer is not used: it writes PAX values as UTF-8 strings (a binary
 // security.capability would be mangled) and overflows uid/gid fields above 2097151. The
 // writer below emits ustar headers plus a PAX header when a value does not fit (long or
 // non-ASCII names and link targets, big ids, sizes, mtimes, any xattr), as Go's archive/tar does.
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { type BigIntStats, closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { Readable, Transform, type Writable } from 'node:stream';
@@ -59,105 +57,19 @@ export const OVERLAY_OPAQUE = 'trusted.overlay.opaque';
 const OVERLAY_REDIRECT = 'trusted.overlay.redirect';
 const OVERLAY_METACOPY = 'trusted.overlay.metacopy';
 
-/** llistxattr and lgetxattr syscall numbers by process.arch. */
-const XATTR_SYSCALLS: Readonly<Record<string, readonly [list: number, get: number]>> = {
-  x64: [195, 192],
-  arm64: [12, 9],
-  riscv64: [12, 9],
-  loong64: [12, 9],
-  ia32: [233, 230],
-  arm: [233, 230],
-};
-
-// Output: "<relpath>\0<name>\0<hex value>\0" per attribute. Dies (exit 255, message on
-// stderr) on an error other than "no such attribute/file" or "not supported".
-const PERL_SCAN = String.raw`
-use strict;
-my ($LIST, $GET, $DIRS, $ONLY, $ROOT) = @ARGV;
-my $SZ = 65536;
-binmode STDOUT;
-sub xlist {
-  my ($p, $rel) = @_;
-  my $buf = "\0" x $SZ;
-  my $n = syscall($LIST + 0, $p, $buf, $SZ);
-  if ($n < 0) { return () if $!{ENOTSUP} || $!{EOPNOTSUPP} || $!{ENOENT}; die "llistxattr /$rel: $!\n"; }
-  return grep { length } split /\0/, substr($buf, 0, $n);
-}
-sub xget {
-  my ($p, $k, $rel) = @_;
-  my $buf = "\0" x $SZ;
-  my $n = syscall($GET + 0, $p, $k, $buf, $SZ);
-  if ($n < 0) { return undef if $!{ENODATA} || $!{ENOTSUP} || $!{EOPNOTSUPP} || $!{ENOENT}; die "lgetxattr /$rel $k: $!\n"; }
-  return substr($buf, 0, $n);
-}
-sub emit {
-  my ($rel, $p) = @_;
-  my @keys = $ONLY ne '' ? ($ONLY) : xlist($p, $rel);
-  for my $k (@keys) {
-    my $v = xget($p, $k, $rel);
-    print $rel, "\0", $k, "\0", unpack('H*', $v), "\0" if defined $v;
+/** The default scanner: the addon's xattrTree (llistxattr/lgetxattr, *at() walk, no symlink followed). */
+export const nativeXattrScanner: XattrScanner = (root, opts = {}) => {
+  let rows: Array<[string, string, Buffer]>;
+  try {
+    rows = native.xattrTree(root, opts.dirsOnly === true, opts.name);
+  } catch (e) {
+    throw wrap(e, `read the extended attributes under ${root}`);
   }
-}
-sub walk {
-  my ($rel) = @_;
-  opendir(my $dh, '.') or die "opendir /$rel: $!\n";
-  my @names = grep { $_ ne '.' && $_ ne '..' } readdir($dh);
-  for my $n (@names) {
-    my $r = $rel eq '' ? $n : "$rel/$n";
-    my @st = lstat($n) or next;
-    my $isdir = -d _;
-    emit($r, $n) if $isdir || !$DIRS;
-    next unless $isdir;
-    chdir($n) or next;
-    my @cs = stat('.');
-    walk($r) if @cs && $cs[0] == $st[0] && $cs[1] == $st[1];
-    chdir($dh) or die "fchdir back to /$rel: $!\n";
-  }
-  closedir($dh);
-}
-chdir($ROOT) or die "chdir: $!\n";
-my $dot = '.';
-emit('', $dot);
-walk('');
-`;
-
-function findPerl(): string | undefined {
-  return ['/usr/bin/perl', '/bin/perl', '/usr/local/bin/perl'].find((p) => existsSync(p));
-}
-
-/** The default scanner: one perl child per tree (see the header comment). */
-export const perlXattrScanner: XattrScanner = (root, opts = {}) => {
-  const nrs = XATTR_SYSCALLS[process.arch];
-  if (!nrs) throw new TsrunError('ERR_UNSUPPORTED', `reading extended attributes is not supported on ${process.arch}`);
-  const perl = findPerl();
-  if (!perl) {
-    throw new TsrunError('ERR_UNSUPPORTED', `cannot read the extended attributes under ${root}: perl is not installed`, {
-      hint: 'install perl (perl-base on Debian and Ubuntu)',
-    });
-  }
-  const r = spawnSync(perl, ['-e', PERL_SCAN, '--', String(nrs[0]), String(nrs[1]), opts.dirsOnly ? '1' : '', opts.name ?? '', root], {
-    env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
-    maxBuffer: 1 << 30,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (r.error) throw wrap(r.error, `read the extended attributes under ${root}`);
-  if (r.status !== 0) {
-    const why = (r.stderr as Buffer).toString('utf8').trim() || `perl exited with ${r.status ?? r.signal}`;
-    throw new TsrunError('ERR_SYSCALL', `read the extended attributes under ${root}: ${why}`);
-  }
-  const out = r.stdout as Buffer;
   const table: XattrTable = new Map();
-  let i = 0;
-  while (i < out.length) {
-    const a = out.indexOf(0, i);
-    const b = a < 0 ? -1 : out.indexOf(0, a + 1);
-    const c = b < 0 ? -1 : out.indexOf(0, b + 1);
-    if (c < 0) throw new TsrunError('ERR_SYSCALL', `read the extended attributes under ${root}: truncated output`);
-    const rel = out.toString('utf8', i, a);
+  for (const [rel, name, value] of rows) {
     let m = table.get(rel);
     if (!m) table.set(rel, (m = new Map()));
-    m.set(out.toString('utf8', a + 1, b), Buffer.from(out.toString('latin1', b + 1, c), 'hex'));
-    i = c + 1;
+    m.set(name, value);
   }
   return table;
 };
@@ -408,7 +320,7 @@ export interface PackOptions {
   mtime?: number;
   /** Leave this path ("/etc/hosts") out, and everything under it (mount point placeholders). */
   exclude?: (path: string) => boolean;
-  /** How xattrs are read (default: perlXattrScanner). */
+  /** How xattrs are read (default: nativeXattrScanner). */
   xattrs?: XattrScanner;
   /** gzip level (default 6). */
   gzipLevel?: number;
@@ -491,7 +403,7 @@ interface PackState {
 }
 
 async function* tarEntries(upperDir: string, o: PackOptions, s: PackState): AsyncGenerator<Buffer> {
-  const xattrs = (o.xattrs ?? perlXattrScanner)(upperDir);
+  const xattrs = (o.xattrs ?? nativeXattrScanner)(upperDir);
   const links = new Map<string, string>();
   let pending: Buffer[] = [];
   let pendingLen = 0;

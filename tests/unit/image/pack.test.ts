@@ -26,7 +26,7 @@ import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
-import { packUpperDir, perlXattrScanner, walkTree, type PackOptions, type PackedLayer } from '../../../src/image/layer/pack.js';
+import { packUpperDir, nativeXattrScanner, walkTree, type PackOptions, type PackedLayer } from '../../../src/image/layer/pack.js';
 import { unpackLayer } from '../../../src/image/layer/unpack.js';
 import { tempDir } from '../../helpers/tmp-dir.js';
 
@@ -388,15 +388,15 @@ describe.skipIf(!!ROOT_SKIP)('packUpperDir: overlay form to OCI form (root)', ()
     await expect(pack(v)).rejects.toThrow(/metadata-only copy/);
   });
 
-  it('perlXattrScanner: exact bytes, the root included, symlinks not followed, filters', () => {
+  it('nativeXattrScanner: exact bytes, the root included, symlinks not followed, filters', () => {
     const u = overlayUpper();
     symlinkSync(join(u, 'ping'), join(u, 'ping-link'));
     setXattr(u, 'user.root', Buffer.from('r'));
-    const all = perlXattrScanner(u);
+    const all = nativeXattrScanner(u);
     expect(all.get('ping')!.get('security.capability')!.equals(CAP)).toBe(true);
     expect(all.get('')!.get('user.root')!.toString()).toBe('r');
     expect(all.has('ping-link')).toBe(false);
-    const opaque = perlXattrScanner(u, { dirsOnly: true, name: 'trusted.overlay.opaque' });
+    const opaque = nativeXattrScanner(u, { dirsOnly: true, name: 'trusted.overlay.opaque' });
     expect([...opaque.keys()]).toEqual(['opq']);
   });
 });
