@@ -26,7 +26,7 @@ const path = require('path');
 const vm = require('vm');
 // One cache per bundle and subcommand: each holds the functions its own path compiles. The
 // subcommand is the first word that is not the value of a global flag (--log-format json).
-const TAKES_VALUE = new Set(['--root', '--log', '--log-format', '--criu', '--rootless']);
+const TAKES_VALUE = new Set(['--root', '--runroot', '--log', '--log-format', '--criu', '--rootless']);
 let verb = 'none';
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];

@@ -54,9 +54,15 @@ const CONTAINER_VERBS = new Set([
   'commit',
 ]);
 
-function normalizeArgv(argv: string[]): string[] {
+/** Index of the subcommand: the first word that is not a global flag or its value. */
+function firstVerb(argv: string[]): number {
   let i = 0;
   while (i < argv.length && argv[i]!.startsWith('-')) i += argv[i] === '--root' || argv[i] === '--runroot' ? 2 : 1;
+  return i;
+}
+
+function normalizeArgv(argv: string[]): string[] {
+  const i = firstVerb(argv);
   if (argv[i] === 'container' && CONTAINER_VERBS.has(argv[i + 1] ?? '')) return [...argv.slice(0, i), ...argv.slice(i + 1)];
   return argv;
 }
@@ -84,7 +90,8 @@ function table(rows: string[][]): string {
 
 export async function main(argv: string[]): Promise<number> {
   // Each verb loads what it needs: `run` must not pay for the registry client or the archive code.
-  if (argv[0] === 'oci') return (await import('../oci/main.js')).main(argv.slice(1));
+  const verbAt = firstVerb(argv);
+  if (argv[verbAt] === 'oci') return (await import('../oci/main.js')).main([...argv.slice(0, verbAt), ...argv.slice(verbAt + 1)]);
   let exitCode = 0;
   const program = new Command('tsrun');
   program
