@@ -6,7 +6,14 @@
 // - the launcher's #! names the node that built it: clients such as Podman run the runtime
 //   with no PATH at all.
 import { build } from 'esbuild';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+
+// Replaced by rename: a CLI starting during a rebuild reads the old file or the new one, never half.
+function writeAtomic(path, data, mode = 0o644) {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data, { mode });
+  renameSync(tmp, path);
+}
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -87,9 +94,10 @@ const HOT_VERBS = ['state', 'start', 'kill', 'delete', 'pause', 'resume'];
 /** One CommonJS bundle of src/bin/<entry>.ts, wrapped as a function for the launcher. */
 async function bundleOne(entry) {
   const bundle = join(out, `${entry}.cjs`);
-  await build({
+  const result = await build({
     entryPoints: [join(root, `src/bin/${entry}.ts`)],
     outfile: bundle,
+    write: false,
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -100,8 +108,8 @@ async function bundleOne(entry) {
     logLevel: 'warning',
     plugins: [lazyCommanderChildProcess],
   });
-  const code = readFileSync(bundle, 'utf8');
-  writeFileSync(bundle, `(function (exports, require, module, __filename, __dirname) {\n${code}\n})`);
+  const code = result.outputFiles.find((f) => f.path === bundle).text;
+  writeAtomic(bundle, `(function (exports, require, module, __filename, __dirname) {\n${code}\n})`);
   for (const f of readdirSync(out)) if (f.startsWith(`${entry}.cjs.`) && f.endsWith('.v8cache')) rmSync(join(out, f));
   rmSync(join(out, `${entry}.mjs`), { force: true });
 }
@@ -113,6 +121,6 @@ const CLIS = [
 for (const [name, fast] of CLIS) {
   await bundleOne(name);
   for (const b of Object.keys(fast ?? {})) await bundleOne(b);
-  writeFileSync(join(out, name), launcher(name, fast));
+  writeAtomic(join(out, name), launcher(name, fast), 0o755);
   chmodSync(join(out, name), 0o755);
 }

@@ -36,7 +36,18 @@ async function clearPreviousRun(ctx: EngineContext, rec: ContainerRecord): Promi
   rmSync(join(ctx.containers.dir(rec.id), MONITOR_FILES.exit), { force: true });
 }
 
-export async function launch(ctx: EngineContext, rec: ContainerRecord, o: LaunchOptions = {}): Promise<Launched> {
+export async function launch(ctx: EngineContext, given: ContainerRecord, o: LaunchOptions = {}): Promise<Launched> {
+  // One start at a time per container (two `start`s at once: the second finds it running).
+  const unlock = ctx.containers.lock(given.id);
+  try {
+    const rec = { ...ctx.containers.read(given.id), interactive: given.interactive };
+    return await launchLocked(ctx, rec, o);
+  } finally {
+    unlock();
+  }
+}
+
+async function launchLocked(ctx: EngineContext, rec: ContainerRecord, o: LaunchOptions): Promise<Launched> {
   await clearPreviousRun(ctx, rec);
   if (!isRootfsMounted(ctx.images, rec.id)) mountRootfs(ctx.images, rec.id, rec.diffIds, { existingDir: true });
   const dir = ctx.containers.dir(rec.id);
@@ -74,7 +85,7 @@ export async function launch(ctx: EngineContext, rec: ContainerRecord, o: Launch
     sendMonitor(m.ctlFd, MON.INIT, created.pid);
     rec.monitor = { pid: m.pid, startTime: m.startTime };
     rec.startedAt = new Date().toISOString();
-    ctx.containers.write(rec);
+    ctx.containers.write({ ...rec, interactive: ctx.containers.read(rec.id).interactive }); // `start -a` without -i changes nothing
     if (!fg) {
       sendMonitor(m.ctlFd, MON.DETACH);
       native.close(m.ctlFd);
