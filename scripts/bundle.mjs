@@ -6,7 +6,7 @@
 // - the launcher's #! names the node that built it: clients such as Podman run the runtime
 //   with no PATH at all.
 import { build } from 'esbuild';
-import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
 // Replaced by rename: a CLI starting during a rebuild reads the old file or the new one, never half.
 function writeAtomic(path, data, mode = 0o644) {
