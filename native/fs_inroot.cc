@@ -1004,7 +1004,8 @@ static void XattrsOf(int dirfd, const char* name, const std::string& rel, const 
   }
 }
 
-static void XattrWalk(int dirfd, const std::string& rel, bool dirs_only, const std::string& only, int depth, std::vector<XattrRow>& out) {
+static void XattrWalk(int dirfd, const std::string& rel, bool dirs_only, const std::string& only, int depth,
+                      std::vector<XattrRow>& out) {
   if (depth > 4096) Fail(ELOOP, "xattrTree");
   int copy = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (copy < 0) Fail(errno, "openat");
