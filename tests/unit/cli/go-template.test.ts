@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { formatAll, renderTable, renderTemplate } from '../../../src/cli/engine/go-template.js';
+
+const c = { Name: '/web', State: { ExitCode: 3, Pid: 42, Running: false }, Config: { Env: ['A=1', 'B=2'], Labels: { k: 'v' } } };
+
+describe('Go templates as docker users write them', () => {
+  it('fields, nested fields, json, index, upper/lower', () => {
+    expect(renderTemplate('{{.State.ExitCode}}', c)).toBe('3');
+    expect(renderTemplate('{{ .State.Pid }} {{.Name}}', c)).toBe('42 /web');
+    expect(renderTemplate('{{json .Config.Env}}', c)).toBe('["A=1","B=2"]');
+    expect(renderTemplate('{{index .Config.Labels "k"}}', c)).toBe('v');
+    expect(renderTemplate('{{upper .Name}}', c)).toBe('/WEB');
+    expect(renderTemplate('{{.State.Running}}', c)).toBe('false');
+    expect(renderTemplate('{{.Config.Env}}', c)).toBe('[A=1 B=2]');
+    expect(renderTemplate('{{.Config.Labels}}', c)).toBe('map[k:v]');
+    expect(renderTemplate('a\\tb', c)).toBe('a\tb');
+  });
+  it('refuses unknown fields and functions by name', () => {
+    expect(() => renderTemplate('{{.State.Nope}}', c)).toThrow(/no field "Nope"/);
+    expect(() => renderTemplate('{{printf "%s" .Name}}', c)).toThrow(/function "printf" is not supported/);
+  });
+  it('tables get a header from the field names', () => {
+    const t = renderTable('table {{.Name}}\t{{.Size}}', [
+      { Name: 'a', Size: '1' },
+      { Name: 'bbbb', Size: '22' },
+    ]);
+    expect(t.split('\n')[0]).toMatch(/^NAME\s+SIZE$/);
+    expect(t).toContain('bbbb   22');
+  });
+  it('json prints an array; no template uses the fallback', () => {
+    expect(JSON.parse(formatAll('json', [c], () => 'x'))).toEqual([c]);
+    expect(formatAll(undefined, [c], () => 'fallback')).toBe('fallback');
+    expect(formatAll('{{.Name}}', [c, { ...c, Name: '/db' }], () => '')).toBe('/web\n/db\n');
+  });
+});
