@@ -245,16 +245,54 @@ static void set_winsize(int rows, int cols) {
   ioctl(master, TIOCSWINSZ, &ws);
 }
 
+/* Input for the container waits here until its stdin takes it: a container that does not read
+   its stdin must never block the monitor (nor lose what was typed). No more input is read
+   while some is pending, so the buffer never holds more than one read or one frame. */
+static unsigned char pending[2 * ATTACH_MAX_PAYLOAD];
+static size_t npending;
+static int stdin_eof;
+
+static int stdin_fd(void) {
+  return master >= 0 ? master : in_w;
+}
+
 static void close_stdin(void) {
+  if (npending) {
+    stdin_eof = 1; /* after what is pending */
+    return;
+  }
   if (in_w >= 0) {
     close(in_w);
     in_w = -1;
   }
 }
 
+static void flush_stdin(void) {
+  int fd = stdin_fd();
+  while (npending && fd >= 0) {
+    ssize_t w = write(fd, pending, npending);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) return;
+    if (w <= 0) {
+      npending = 0; /* the container closed its stdin */
+      break;
+    }
+    memmove(pending, pending + w, npending - (size_t)w);
+    npending -= (size_t)w;
+  }
+  if (fd < 0) npending = 0;
+  if (!npending && stdin_eof) {
+    stdin_eof = 0;
+    close_stdin();
+  }
+}
+
 static void to_stdin(const void* data, size_t n) {
-  int fd = master >= 0 ? master : in_w;
-  if (fd >= 0) write_all(fd, data, n);
+  if (stdin_fd() < 0) return;
+  if (n > sizeof pending - npending) n = sizeof pending - npending; /* cannot happen: see above */
+  memcpy(pending + npending, data, n);
+  npending += n;
+  flush_stdin();
 }
 
 static void client_frames(int i) {
@@ -543,10 +581,14 @@ static void loop(void) {
     if (err_r >= 0) ADD(err_r, 3);
     if (master >= 0) ADD(master, 4);
     if (console >= 0) ADD(console, 5);
-    if (fg_in >= 0 && (in_w >= 0 || master >= 0)) ADD(fg_in, 6);
+    if (fg_in >= 0 && stdin_fd() >= 0 && !npending) ADD(fg_in, 6);
     ADD(listen_fd, 7);
+    if (npending && stdin_fd() >= 0) {
+      ADD(stdin_fd(), 8);
+      p[n - 1].events = POLLOUT;
+    }
     for (int i = 0; i < MAX_CLIENTS; i++)
-      if (clients[i].fd >= 0) ADD(clients[i].fd, 100 + i);
+      if (clients[i].fd >= 0 && !npending) ADD(clients[i].fd, 100 + i);
 #undef ADD
     if (poll(p, (nfds_t)n, -1) < 0) {
       if (errno == EINTR) continue;
@@ -578,6 +620,9 @@ static void loop(void) {
           break;
         case 7:
           accept_client();
+          break;
+        case 8:
+          flush_stdin();
           break;
         default:
           if (clients[kind[i] - 100].fd >= 0) on_client(kind[i] - 100);
@@ -668,6 +713,7 @@ static void start_init(void) {
       int pi[2];
       make_pipe(pi);
       cin = pi[0], in_w = pi[1];
+      fcntl(in_w, F_SETFL, O_NONBLOCK);
     }
   }
   struct clone_args a;
