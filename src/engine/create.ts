@@ -10,6 +10,8 @@ import type { ImageConfigBody } from '../image/manifest.js';
 import { mountRootfs, removeRootfs } from '../image/rootfs.js';
 import { copyOut, readFileInRoot } from '../linux/in-root.js';
 import { native } from '../native/index.js';
+import { planCgroup } from '../runtime/container-setup.js';
+import { compileSeccompCached, seccompCacheDir } from '../runtime/seccomp-cache.js';
 import { Undo } from '../runtime/undo.js';
 import type { Device, DeviceCgroup, Mount, Seccomp, Spec } from '../spec/types.js';
 import { TsrunError, wrap } from '../util/errors.js';
@@ -20,7 +22,7 @@ import { resolveExecUser } from './exec-user.js';
 import { findLocalImage, type LocalImage } from './image-lookup.js';
 import { type DeviceRequest, type MountRequest, parseDeviceFlag, parseMountFlag, parseTmpfsFlag, parseVolumeFlag } from './mount-flags.js';
 import { defaultSeccompProfile } from './seccomp-profile.js';
-import { buildSpec, capabilitySet, type CreateIntent } from './specgen.js';
+import { buildSpec, capabilitySet, type CreateIntent, resourcesFromIntent } from './specgen.js';
 
 const PASSWD_MAX = 4 * 1024 * 1024;
 /** Where --init puts catatonit (podman's init) in the container. */
@@ -219,7 +221,17 @@ function userString(r: CreateRequest, image: ImageConfigBody): string {
 }
 
 /** Everything but the process: the record, the rootfs, volumes, config.json. */
+/** Bad input changes nothing: limits this host cannot apply and a bad seccomp profile are refused before anything exists. */
+function checkBeforeCreate(ctx: EngineContext, r: CreateRequest): Seccomp | undefined {
+  const resources = resourcesFromIntent(r.intent);
+  if (resources) planCgroup(ctx.runtime, { ociVersion: '1.2.0', linux: { resources } }, 'check');
+  const seccomp = seccompFor(r, capabilitySet(r.intent));
+  if (seccomp) compileSeccompCached(seccomp, seccompCacheDir(ctx.runtime));
+  return seccomp;
+}
+
 export async function createContainer(ctx: EngineContext, r: CreateRequest): Promise<ContainerRecord> {
+  const seccomp = checkBeforeCreate(ctx, r);
   const img = await resolveImage(ctx, r);
   const image = img.resolved.config.config ?? {};
   const diffIds = img.resolved.config.rootfs.diff_ids;
@@ -273,8 +285,6 @@ export async function createContainer(ctx: EngineContext, r: CreateRequest): Pro
     const rootfs = mountRootfs(ctx.images, id, diffIds, { existingDir: true });
     undo.onFail(() => removeRootfs(ctx.images, id));
     const user = resolveExecUser(rec.user, readImageFile(rootfs.merged, 'etc/passwd'), readImageFile(rootfs.merged, 'etc/group'), r.groupAdd ?? []);
-    const caps = capabilitySet(r.intent);
-    const seccomp = seccompFor(r, caps);
     const spec: Spec = buildSpec({ image, intent: r.intent, user, hostname: r.intent.hostname ?? id.slice(0, 12), ...(seccomp ? { seccomp } : {}) });
     spec.root = { path: 'merged', readonly: r.intent.readOnly === true };
     const { mounts, records } = await materializeMounts(ctx, mountRequests(r, image), rootfs.merged, undo, rec.anonymousVolumes);
