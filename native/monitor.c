@@ -757,6 +757,9 @@ int monitor_main(int argc, char** argv) {
     if (mine[i] >= 0) fcntl(mine[i], F_SETFD, FD_CLOEXEC);
   setsid();
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  /* Not dumpable: /proc/<us>/exe, mem and fds need CAP_SYS_PTRACE (the init is made dumpable
+     or not by its own plan after exec). */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   read_oom_score();
   signal(SIGPIPE, SIG_IGN);
   sigset_t set;
