@@ -18,6 +18,7 @@ import { TsrunError, wrap } from '../util/errors.js';
 import { type ContainerRecord, type MountRecord, randomName, validateName } from './container-store.js';
 import type { EngineContext } from './context.js';
 import { STOP_TIMEOUT } from './defaults.js';
+import { ETC_FILES, type EtcInput, etcFiles } from './etc-files.js';
 import { resolveExecUser } from './exec-user.js';
 import { findLocalImage, type LocalImage } from './image-lookup.js';
 import { type DeviceRequest, type MountRequest, parseDeviceFlag, parseMountFlag, parseTmpfsFlag, parseVolumeFlag } from './mount-flags.js';
@@ -216,6 +217,29 @@ async function seedVolume(rootfs: string, destination: string, data: string): Pr
   }
 }
 
+function readHostFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The engine's /etc files for the container, written beside its record, and their bind mounts. */
+function writeEtcFiles(dir: string, o: Omit<EtcInput, 'hostHosts' | 'hostResolvConf'>, readOnly: boolean): Mount[] {
+  const host = { hostHosts: readHostFile('/etc/hosts'), hostResolvConf: readHostFile('/etc/resolv.conf') };
+  const files = etcFiles({
+    ...o,
+    ...(host.hostHosts !== undefined ? { hostHosts: host.hostHosts } : {}),
+    ...(host.hostResolvConf !== undefined ? { hostResolvConf: host.hostResolvConf } : {}),
+  });
+  return ETC_FILES.map((dest) => {
+    const source = join(dir, posix.basename(dest));
+    writeFileSync(source, files[dest], { mode: 0o644 });
+    return { destination: dest, type: 'bind', source, options: ['rbind', readOnly ? 'ro' : 'rw', 'nosuid', 'nodev', 'noexec'] };
+  });
+}
+
 function userString(r: CreateRequest, image: ImageConfigBody): string {
   return r.user ?? image.User ?? '';
 }
@@ -299,6 +323,9 @@ export async function createContainer(ctx: EngineContext, r: CreateRequest): Pro
       spec.process!.args = [INIT_PATH, '--', ...spec.process!.args!];
     }
     spec.annotations = { 'io.tsrun.container.name': rec.name, 'io.tsrun.image': img.ref };
+    spec.mounts.push(
+      ...writeEtcFiles(ctx.containers.dir(id), { hostname: spec.hostname!, name: rec.name, network: r.intent.network ?? 'none' }, r.intent.readOnly === true),
+    );
     ensureWorkdir(rootfs.merged, spec.process!.cwd, user.uid, user.gid);
     writeFileSync(join(ctx.containers.dir(id), 'config.json'), JSON.stringify(spec), { mode: 0o600 });
     rec.args = spec.process!.args ?? [];

@@ -182,6 +182,11 @@ export function layersInUse(ctx: EngineContext): Set<string> {
   return new Set(ctx.containers.all().flatMap((c) => c.diffIds));
 }
 
+/** Manifests of the images containers were made from: prune keeps them (commit and inspect need them). */
+export function manifestsInUse(ctx: EngineContext): Set<string> {
+  return new Set(ctx.containers.all().map((c) => c.manifestDigest));
+}
+
 export function exitRecordExists(ctx: EngineContext, id: string): boolean {
   return existsSync(join(ctx.containers.dir(id), MONITOR_FILES.exit));
 }

@@ -75,6 +75,8 @@ export interface PruneOptions {
   all?: boolean;
   /** diff_ids of layers under a live container's overlay: never removed. */
   inUseLayers?: Set<string>;
+  /** Manifests of images containers were made from: kept with what they reach, tagged or not (commit needs them). */
+  inUseManifests?: Iterable<string>;
 }
 
 export interface PruneResult {
@@ -214,6 +216,7 @@ export async function pruneImages(store: ImageStore, opts: PruneOptions = {}): P
     };
     const tags = store.tags();
     for (const ref of Object.keys(tags).sort()) mark(tags[ref]!.digest, undefined, ref, 0);
+    for (const d of opts.inUseManifests ?? []) if (store.hasBlob(d)) mark(d, undefined, `a container's image ${d}`, 0);
 
     // ---- sweep blobs (and writeFileAtomic leftovers next to them)
     const blobDir = join(l.root, 'blobs', 'sha256');

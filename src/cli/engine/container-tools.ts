@@ -1,11 +1,13 @@
 // The container verbs that look inside or around a container: top, stats, cp, diff, commit,
 // plus system df, info and volumes. Printing only; the work is in src/engine and src/image.
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import type { Command } from 'commander';
 import type { ContainerRecord } from '../../engine/container-store.js';
 import { containerState } from '../../engine/container-state.js';
 import type { EngineContext } from '../../engine/context.js';
+import { ETC_FILES } from '../../engine/etc-files.js';
 import { formatHostInfo, hostInfo } from '../../engine/host-info.js';
 import { volumeUsers } from '../../engine/lifecycle.js';
 import { sample, statsRow, type StatsRow } from '../../engine/stats.js';
@@ -35,6 +37,30 @@ function rootOf(ctx: EngineContext, rec: ContainerRecord): string {
   return join(ctx.containers.dir(rec.id), 'merged');
 }
 
+/**
+ * Where a container path lives for `cp`: under one of its bind or volume mounts (the longest
+ * that covers it: the mount's source is then the root), else in its root filesystem. A path
+ * reaching a mount only through a symlink is not followed into it (the root's view is used).
+ */
+function cpTarget(ctx: EngineContext, rec: ContainerRecord, path: string): { root: string; rel: string } {
+  const abs = posix.normalize(`/${path}`);
+  const covering = rec.mounts
+    .filter((m) => m.type !== 'tmpfs' && (abs === m.destination || abs.startsWith(`${m.destination}/`)))
+    .filter((m) => {
+      try {
+        return statSync(m.source).isDirectory();
+      } catch {
+        return false;
+      }
+    })
+    .sort((a, b) => b.destination.length - a.destination.length)[0];
+  if (!covering) return { root: rootOf(ctx, rec), rel: path };
+  // keep a trailing "/" or "/." (docker's "contents of" and "must be a directory" forms)
+  const tail = path.endsWith('/.') ? '/.' : path.endsWith('/') ? '/' : '';
+  const rest = abs.slice(covering.destination.length).replace(/^\/+/, '');
+  return { root: covering.source, rel: `${rest}${tail}` || '.' };
+}
+
 function splitCpArg(a: string): { container?: string; path: string } {
   const i = a.indexOf(':');
   if (i <= 0 || a.startsWith('/') || a.startsWith('.')) return { path: a };
@@ -43,7 +69,7 @@ function splitCpArg(a: string): { container?: string; path: string } {
 
 /** The container's own mount points: made by the runtime in the upper dir, never its content (docker's init layer). */
 function mountPoints(rec: ContainerRecord): (path: string) => boolean {
-  const dests = new Set(rec.mounts.map((m) => m.destination));
+  const dests = new Set<string>([...rec.mounts.map((m) => m.destination), ...ETC_FILES]);
   return (p) => dests.has(p);
 }
 
@@ -124,9 +150,11 @@ export function registerContainerTools(program: Command, ctxOf: () => EngineCont
         const d = splitCpArg(dest);
         const { copyIn, copyOut } = await import('../../linux/in-root.js');
         if (s.container && !d.container) {
-          await copyOut(rootOf(ctx, ctx.containers.resolve(s.container)), s.path, d.path, { followLink: o.followLink === true });
+          const t = cpTarget(ctx, ctx.containers.resolve(s.container), s.path);
+          await copyOut(t.root, t.rel, d.path, { followLink: o.followLink === true });
         } else if (d.container && !s.container) {
-          await copyIn(s.path, rootOf(ctx, ctx.containers.resolve(d.container)), d.path, {
+          const t = cpTarget(ctx, ctx.containers.resolve(d.container), d.path);
+          await copyIn(s.path, t.root, t.rel, {
             followLink: o.followLink === true,
             ...(o.archive ? {} : { owner: { uid: 0, gid: 0 } }),
           });

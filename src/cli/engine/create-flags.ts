@@ -121,7 +121,7 @@ function envFileLines(file: string): string[] {
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'))
-    .map((l) => (l.includes('=') ? l : `${l}=${process.env[l] ?? ''}`));
+    .flatMap((l) => envFlag(l));
 }
 
 function keyValues(flag: string, list: string[]): Record<string, string> {
@@ -134,9 +134,11 @@ function keyValues(flag: string, list: string[]): Record<string, string> {
   return out;
 }
 
-/** -e NAME without "=": the value comes from our environment, as docker does. */
-function envFlag(e: string): string {
-  return e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`;
+/** -e NAME without "=": the value comes from our environment, and an unset NAME is not set (docker's rule). */
+function envFlag(e: string): string[] {
+  if (e.includes('=')) return [e];
+  const v = process.env[e];
+  return v === undefined ? [] : [`${e}=${v}`];
 }
 
 export function createRequest(image: string, cmd: string[], o: CreateFlags): CreateRequest {
@@ -158,7 +160,7 @@ export function createRequest(image: string, cmd: string[], o: CreateFlags): Cre
   const intent: CreateIntent = {
     ...(cmd.length ? { cmd } : {}),
     ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
-    env: [...o.envFile.flatMap(envFileLines), ...o.env.map(envFlag)],
+    env: [...o.envFile.flatMap(envFileLines), ...o.env.flatMap(envFlag)],
     ...(o.workdir ? { workdir: o.workdir } : {}),
     ...(o.hostname ? { hostname: o.hostname } : {}),
     tty: o.tty === true,

@@ -10,7 +10,7 @@ import { DEFAULT_IMAGE_ROOT } from '../../image/store/layout.js';
 import { ImageStore } from '../../image/store/store.js';
 import { TsrunError } from '../../util/errors.js';
 import { type EngineContext, DEFAULT_RUN_ROOT, makeEngineContext } from '../../engine/context.js';
-import { layersInUse } from '../../engine/lifecycle.js';
+import { layersInUse, manifestsInUse } from '../../engine/lifecycle.js';
 import { registerContainerTools } from './container-tools.js';
 import { type Act, registerContainerCommands } from './containers.js';
 import { VERSION } from '../version.js';
@@ -177,7 +177,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const prune = async (o: { all: boolean }) => {
     const { pruneImages } = await import('../../image/gc.js');
-    const r = await pruneImages(store(), { all: o.all, inUseLayers: layersInUse(ctxOf()) });
+    const r = await pruneImages(store(), { all: o.all, inUseLayers: layersInUse(ctxOf()), inUseManifests: manifestsInUse(ctxOf()) });
     for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`removed ${r.blobsRemoved} blob(s) and ${r.layersRemoved} layer(s), freed ${formatBytes(r.bytesFreed)}\n`);
   };
