@@ -115,10 +115,12 @@ static int PlanFd(Napi::Env env, const unsigned char* data, size_t len) {
 }
 
 // In the child, between clone3 and execveat: async-signal-safe calls only.
-[[noreturn]] static void ExecExecutor(int exec_fd, int sync_fd, int parent_pid, const std::vector<int>& keep, char* const* argv,
-                                      char* const* envp) {
+[[noreturn]] static void ExecExecutor(int exec_fd, int sync_fd, int parent_pid, const std::vector<int>& keep, const int* stdio,
+                                      char* const* argv, char* const* envp) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) _exit(1);
   if (getppid() != parent_pid) _exit(1);  // the parent died before PDEATHSIG was armed
+  for (int i = 0; i < 3; i++)
+    if (stdio[i] >= 0 && dup2(stdio[i], i) < 0) _exit(1);
   // Node opens everything CLOEXEC (stdio too): the fds the plan names must survive execve.
   for (int fd : keep) fcntl(fd, F_SETFD, 0);
   syscall(SYS_execveat, exec_fd, "", argv, envp, AT_EMPTY_PATH);
@@ -127,7 +129,8 @@ static int PlanFd(Napi::Env env, const unsigned char* data, size_t len) {
   _exit(1);
 }
 
-// spawn(plan: Buffer, cgroupFd: number, keepFds: number[]) -> { pid, syncFd }
+// spawn(plan: Buffer, cgroupFd: number, keepFds: number[], stdio?: [in, out, err]) -> { pid, syncFd }
+// stdio: fds that become the child's 0/1/2 (-1: keep ours), e.g. /dev/null for a detached exec.
 static Napi::Value JsSpawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsArray())
@@ -135,6 +138,11 @@ static Napi::Value JsSpawn(const Napi::CallbackInfo& info) {
   auto buf = info[0].As<Napi::Buffer<unsigned char>>();
   int cgroup_fd = info[1].As<Napi::Number>().Int32Value();
   Napi::Array keepArr = info[2].As<Napi::Array>();
+  int stdio[3] = {-1, -1, -1};
+  if (info.Length() > 3 && info[3].IsArray()) {
+    Napi::Array a = info[3].As<Napi::Array>();
+    for (uint32_t i = 0; i < 3 && i < a.Length(); i++) stdio[i] = a.Get(i).As<Napi::Number>().Int32Value();
+  }
   int exec_fd = ExecutorFd(env);
   int plan_fd = PlanFd(env, buf.Data(), buf.Length());
 
@@ -166,7 +174,7 @@ static Napi::Value JsSpawn(const Napi::CallbackInfo& info) {
   long pid = syscall(SYS_clone3, &args, sizeof args);
   if (pid == 0) {
     close(sv[0]);
-    ExecExecutor(exec_fd, sv[1], parent_pid, keep, argv, envp);
+    ExecExecutor(exec_fd, sv[1], parent_pid, keep, stdio, argv, envp);
   }
   int err = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);

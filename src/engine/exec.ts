@@ -1,6 +1,7 @@
 // `exec`: a new process in a running container, through the runtime core's exec (joins all
 // of its namespaces and its cgroup), with the container's user, env and cwd unless -u, -e,
 // -w say otherwise. A user name is looked up in the container's own /etc/passwd, in-root.
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { readFileInRoot } from '../linux/in-root.js';
 import { execInContainer } from '../runtime/exec.js';
@@ -18,7 +19,8 @@ export interface ExecRequest {
   env?: string[];
   tty?: boolean;
   detach?: boolean;
-  privileged?: boolean;
+  /** -i: our stdin is the process's; otherwise it reads /dev/null (docker's rule). */
+  interactive?: boolean;
 }
 
 function imageFile(rootfs: string, rel: string): string | null {
@@ -40,16 +42,23 @@ export async function execInEngineContainer(ctx: EngineContext, rec: ContainerRe
     user = { uid: u.uid, gid: u.gid };
     additionalGids = u.additionalGids;
   }
-  return execInContainer(ctx.runtime, {
-    id: rec.id,
-    detach: r.detach === true,
-    overrides: {
-      args: r.args,
-      ...(r.workdir ? { cwd: r.workdir } : {}),
-      ...(r.env?.length ? { env: mergeEnv([r.env]) } : {}),
-      ...(user ? { user } : {}),
-      ...(additionalGids ? { additionalGids } : {}),
-      tty: r.tty === true,
-    },
-  });
+  // Without -i the process gets no input; detached, it gets no output either (docker).
+  const nullFd = r.detach || !r.interactive ? openSync('/dev/null', 'r+') : -1;
+  try {
+    return await execInContainer(ctx.runtime, {
+      id: rec.id,
+      detach: r.detach === true,
+      ...(nullFd >= 0 ? { stdio: [nullFd, r.detach ? nullFd : -1, r.detach ? nullFd : -1] as [number, number, number] } : {}),
+      overrides: {
+        args: r.args,
+        ...(r.workdir ? { cwd: r.workdir } : {}),
+        ...(r.env?.length ? { env: mergeEnv([r.env]) } : {}),
+        ...(user ? { user } : {}),
+        ...(additionalGids ? { additionalGids } : {}),
+        tty: r.tty === true,
+      },
+    });
+  } finally {
+    if (nullFd >= 0) closeSync(nullFd);
+  }
 }

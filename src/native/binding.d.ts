@@ -50,7 +50,8 @@ export interface SeccompConstants {
 }
 
 export interface NativeBinding extends FsInRootBinding {
-  spawn(plan: Buffer, cgroupFd: number, keepFds: number[]): { pid: number; syncFd: number };
+  /** stdio: fds that become the child's 0/1/2 (-1 keeps ours). */
+  spawn(plan: Buffer, cgroupFd: number, keepFds: number[], stdio?: [number, number, number]): { pid: number; syncFd: number };
   /** The per-container monitor (native/monitor_protocol.h), which clones the init itself. */
   spawnMonitor(
     plan: Buffer,

@@ -39,6 +39,8 @@ export interface ExecOptions {
   pidFile?: string | undefined;
   consoleSocket?: string | undefined;
   preserveFds?: number | undefined;
+  /** fds for the process's 0/1/2 instead of ours (-1: ours), e.g. /dev/null for `exec -d`. */
+  stdio?: [number, number, number] | undefined;
 }
 
 function mergeEnv(base: string[], extra: string[]): string[] {
@@ -123,7 +125,8 @@ export async function execInContainer(ctx: RuntimeContext, o: ExecOptions): Prom
       detach: o.detach,
       lsm: lsmSupportFor(p),
     });
-    session = SpawnSession.start(steps, cgroupFd);
+    const stdio = o.stdio;
+    session = SpawnSession.start(steps, cgroupFd, stdio ? (plan, cg, keep) => native.spawn(plan, cg, keep, stdio) : undefined);
     const s = session;
     undo.onFail(() => s.abort());
     let ptyMaster = -1;

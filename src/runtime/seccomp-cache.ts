@@ -10,11 +10,16 @@ import type { Seccomp } from '../spec/types.js';
 import type { RuntimeContext } from './context.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 
-/** 64-bit FNV-1a: a file name, not a proof of identity (the stored text is). */
+/** Two 32-bit FNV-1a lanes: a file name, not a proof of identity (the stored text is). */
 function fnv1a(s: string): string {
-  let h = 0xcbf29ce484222325n;
-  for (let i = 0; i < s.length; i++) h = BigInt.asUintN(64, (h ^ BigInt(s.charCodeAt(i))) * 0x100000001b3n);
-  return h.toString(16).padStart(16, '0');
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
 }
 
 interface Entry {

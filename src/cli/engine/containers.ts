@@ -332,6 +332,7 @@ export function registerContainerCommands(program: Command, ctxOf: () => EngineC
               env: o.env,
               tty: o.tty === true && !o.detach,
               detach: o.detach === true,
+              interactive: o.interactive === true,
             });
             if (o.detach) return 0;
             return await runForeground(r.pid, r.consoleFd);
