@@ -135,7 +135,8 @@ export function statusText(st: ContainerState, now = Date.now()): string {
     case 'paused':
       return `Up ${ago(st.startedAt, now)} (Paused)`;
     case 'exited':
-      return `Exited (${st.exitCode}) ${ago(st.finishedAt || st.startedAt, now)} ago${st.error ? ' (monitor lost)' : ''}`;
+      // A lost monitor recorded no finish time: say so rather than guess one.
+      return st.finishedAt ? `Exited (${st.exitCode}) ${ago(st.finishedAt, now)} ago` : `Exited (${st.exitCode}) (monitor lost)`;
     case 'unknown':
       return 'Unknown (monitor lost)';
     case 'dead':

@@ -21,10 +21,17 @@ function isUp(st: ContainerState): boolean {
 }
 
 /** Poll until the container is no longer up (the monitor has written its exit), or the deadline. */
-export async function waitUntilDown(ctx: EngineContext, id: string, timeoutMs: number): Promise<ContainerState> {
+export async function waitUntilDown(ctx: EngineContext, id: string, timeoutMs: number, name = id): Promise<ContainerState> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const st = containerState(ctx, ctx.containers.read(id));
+    let rec: ContainerRecord;
+    try {
+      rec = ctx.containers.read(id);
+    } catch (e) {
+      if (e instanceof TsrunError && e.code === 'ERR_CONTAINER_NOT_FOUND') throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${name}`);
+      throw e;
+    }
+    const st = containerState(ctx, rec);
     if (!isUp(st) || Date.now() >= deadline) return st;
     await sleep(POLL_MS);
   }
@@ -34,7 +41,8 @@ function signalInit(ctx: EngineContext, rec: ContainerRecord, signal: number, al
   try {
     killContainer(ctx.runtime, rec.id, signal, all);
   } catch (e) {
-    if (!(e instanceof TsrunError && /not running|stopped/.test(e.message))) throw e;
+    // Down or gone meanwhile (another command won the race): the caller reads the state next.
+    if (!(e instanceof TsrunError && (e.code === 'ERR_CONTAINER_NOT_FOUND' || /not running|stopped/.test(e.message)))) throw e;
   }
 }
 
@@ -56,10 +64,10 @@ export async function stopContainer(ctx: EngineContext, ref: string, timeoutSec?
   if (st.status === 'paused') resumeContainer(ctx.runtime, rec.id);
   const timeout = timeoutSec ?? rec.stopTimeout;
   if (st.status !== 'unknown') signalInit(ctx, rec, parseSignal(rec.stopSignal), false);
-  st = await waitUntilDown(ctx, rec.id, timeout * 1000);
+  st = await waitUntilDown(ctx, rec.id, timeout * 1000, rec.name);
   if (isUp(st)) {
     signalInit(ctx, rec, 9, true);
-    st = await waitUntilDown(ctx, rec.id, KILL_WAIT_MS);
+    st = await waitUntilDown(ctx, rec.id, KILL_WAIT_MS, rec.name);
     if (isUp(st)) throw new TsrunError('ERR_INVALID_STATE', `container ${rec.name} did not exit after SIGKILL (${st.status})`);
   }
   return rec;
@@ -124,11 +132,17 @@ export async function removeContainer(ctx: EngineContext, ref: string, o: Remove
   if (isUp(st)) {
     if (st.status === 'paused') resumeContainer(ctx.runtime, rec.id);
     signalInit(ctx, rec, 9, true);
-    st = await waitUntilDown(ctx, rec.id, KILL_WAIT_MS);
+    st = await waitUntilDown(ctx, rec.id, KILL_WAIT_MS, rec.name);
   }
   const unlock = ctx.containers.lock(rec.id);
   try {
-    await removeDown(ctx, ctx.containers.read(rec.id), o);
+    let current: ContainerRecord;
+    try {
+      current = ctx.containers.read(rec.id);
+    } catch {
+      throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${rec.name}`);
+    }
+    await removeDown(ctx, current, o);
   } finally {
     unlock();
     ctx.containers.unlinkLock(rec.id);

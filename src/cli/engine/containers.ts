@@ -20,6 +20,7 @@ import {
 } from '../../engine/lifecycle.js';
 import { readLogs } from '../../engine/logs.js';
 import { sendMonitor, waitForExit } from '../../engine/monitor.js';
+import { findLocalImage } from '../../engine/image-lookup.js';
 import { inspectImage } from '../../image/inspect.js';
 import { native } from '../../native/index.js';
 import { MON } from '../../native/monitor-protocol.js';
@@ -30,6 +31,7 @@ import { addCreateFlags, type CreateFlags, createRequest } from './create-flags.
 import { formatAll } from './go-template.js';
 import { table } from './table.js';
 import { PullProgressView } from './progress.js';
+import { reportError } from './report.js';
 
 export type Act = <A extends unknown[]>(fn: (...a: A) => Promise<number | undefined> | number | undefined) => (...a: A) => Promise<void>;
 
@@ -166,7 +168,7 @@ export function registerContainerCommands(program: Command, ctxOf: () => EngineC
             if (st.status !== 'running' && st.status !== 'paused') await launch(ctx, rec);
             out(`${ref}\n`);
           } catch (e) {
-            process.stderr.write(`tsrun: ${(e as Error).message}\n`);
+            reportError(e);
             code = runErrorCode(e);
           }
         }
@@ -181,8 +183,7 @@ export function registerContainerCommands(program: Command, ctxOf: () => EngineC
         await fn(ref);
         out(`${ref}\n`);
       } catch (e) {
-        process.stderr.write(`tsrun: ${(e as Error).message}\n`);
-        code = 1;
+        code = reportError(e);
       }
     }
     return code;
@@ -254,7 +255,8 @@ export function registerContainerCommands(program: Command, ctxOf: () => EngineC
       }),
     );
 
-  const ps = (o: { all?: boolean; quiet?: boolean; format?: string; noTrunc?: boolean }) => {
+  const ps = (opts: { all?: boolean; quiet?: boolean; format?: string; trunc?: boolean }) => {
+    const o = { ...opts, noTrunc: opts.trunc === false };
     const ctx = ctxOf();
     const now = Date.now();
     const rows = ctx.containers
@@ -389,7 +391,9 @@ export function registerContainerCommands(program: Command, ctxOf: () => EngineC
               if (o.type === 'container' || !(e instanceof TsrunError && e.code === 'ERR_CONTAINER_NOT_FOUND')) throw e;
             }
           }
-          return inspectImage(ctx.images, ref);
+          const img = findLocalImage(ctx.images, ref);
+          if (!img && o.type !== 'image') throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container or image: ${ref}`);
+          return inspectImage(ctx.images, img?.ref ?? ref);
         });
         out(o.format ? formatAll(o.format, values, () => '') : `${JSON.stringify(values, null, 2)}\n`);
         return 0;

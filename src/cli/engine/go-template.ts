@@ -75,7 +75,8 @@ export function renderTable(template: string, values: Value[]): string {
 
 export function formatAll(template: string | undefined, values: Value[], fallback: () => string): string {
   if (!template) return fallback();
-  if (template === 'json') return `${JSON.stringify(values, null, 2)}\n`;
+  // docker prints one JSON object per line for --format json (ps, stats, volume ls, …)
+  if (template === 'json') return values.map((v) => `${JSON.stringify(v)}\n`).join('');
   if (template.startsWith('table')) return renderTable(template, values);
   return values.map((v) => `${renderTemplate(template, v)}\n`).join('');
 }

@@ -10,26 +10,15 @@ import { DEFAULT_IMAGE_ROOT } from '../../image/store/layout.js';
 import { ImageStore } from '../../image/store/store.js';
 import { TsrunError } from '../../util/errors.js';
 import { type EngineContext, DEFAULT_RUN_ROOT, makeEngineContext } from '../../engine/context.js';
+import { findLocalImage } from '../../engine/image-lookup.js';
 import { layersInUse, manifestsInUse } from '../../engine/lifecycle.js';
 import { registerContainerTools } from './container-tools.js';
+import { reportError } from './report.js';
 import { type Act, registerContainerCommands } from './containers.js';
 import { VERSION } from '../version.js';
 import { formatBytes, PullProgressView } from './progress.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-function report(err: unknown): number {
-  const code = (err as { exitCode?: number })?.exitCode ?? 1;
-  if (err instanceof TsrunError) {
-    process.stderr.write(`tsrun: ${err.message}\n`);
-    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
-    for (const c of err.cleanupErrors) process.stderr.write(`tsrun: while undoing: ${c.message}\n`);
-  } else {
-    process.stderr.write(`tsrun: ${String((err as Error)?.message ?? err)}\n`);
-    if (process.env.TSRUN_DEBUG) process.stderr.write(`${(err as Error)?.stack}\n`);
-  }
-  return code;
-}
 
 /** `tsrun container VERB` is `tsrun VERB` for docker's container verbs (ls, prune, cleanup are its own). */
 const CONTAINER_VERBS = new Set([
@@ -116,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
         const r = await fn(...a);
         exitCode = typeof r === 'number' ? r : 0;
       } catch (e) {
-        exitCode = report(e);
+        exitCode = reportError(e);
       }
     };
 
@@ -164,7 +153,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const ref of refs) {
       const inUse = layersInUse(ctxOf());
       const { removeImage } = await import('../../image/gc.js');
-      const r = await removeImage(store(), ref, { force: o.force, inUse: (ids) => ids.some((d) => inUse.has(d)) });
+      const r = await removeImage(store(), findLocalImage(store(), ref)?.ref ?? ref, { force: o.force, inUse: (ids) => ids.some((d) => inUse.has(d)) });
       for (const t of r.untagged) process.stdout.write(`untagged: ${t}\n`);
     }
   };
@@ -184,7 +173,7 @@ export async function main(argv: string[]): Promise<number> {
   const inspect = (refs: string[]) => {
     process.stdout.write(
       `${JSON.stringify(
-        refs.map((r) => inspectImage(store(), r)),
+        refs.map((r) => inspectImage(store(), findLocalImage(store(), r)?.ref ?? r)),
         null,
         2,
       )}\n`,
@@ -280,7 +269,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(normalizeArgv(argv), { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
-    return report(e);
+    return reportError(e);
   }
   return exitCode;
 }

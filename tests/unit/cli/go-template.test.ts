@@ -27,8 +27,14 @@ describe('Go templates as docker users write them', () => {
     expect(t.split('\n')[0]).toMatch(/^NAME\s+SIZE$/);
     expect(t).toContain('bbbb   22');
   });
-  it('json prints an array; no template uses the fallback', () => {
-    expect(JSON.parse(formatAll('json', [c], () => 'x'))).toEqual([c]);
+  it('json prints an object per line; no template uses the fallback', () => {
+    // docker: one object per line
+    expect(
+      formatAll('json', [c, c], () => 'x')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([c, c]);
     expect(formatAll(undefined, [c], () => 'fallback')).toBe('fallback');
     expect(formatAll('{{.Name}}', [c, { ...c, Name: '/db' }], () => '')).toBe('/web\n/db\n');
   });
