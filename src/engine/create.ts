@@ -8,6 +8,7 @@ import { constants } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { ImageConfigBody } from '../image/manifest.js';
 import { mountRootfs, removeRootfs } from '../image/rootfs.js';
+import { boundingSet } from '../linux/capabilities.js';
 import { copyOut, readFileInRoot } from '../linux/in-root.js';
 import { native } from '../native/index.js';
 import { planCgroup } from '../runtime/container-setup.js';
@@ -249,7 +250,7 @@ function userString(r: CreateRequest, image: ImageConfigBody): string {
 function checkBeforeCreate(ctx: EngineContext, r: CreateRequest): Seccomp | undefined {
   const resources = resourcesFromIntent(r.intent);
   if (resources) planCgroup(ctx.runtime, { ociVersion: '1.2.0', linux: { resources } }, 'check');
-  const seccomp = seccompFor(r, capabilitySet(r.intent));
+  const seccomp = seccompFor(r, capabilitySet(r.intent, boundingSet()));
   if (seccomp) compileSeccompCached(seccomp, seccompCacheDir(ctx.runtime));
   return seccomp;
 }
@@ -309,7 +310,14 @@ export async function createContainer(ctx: EngineContext, r: CreateRequest): Pro
     const rootfs = mountRootfs(ctx.images, id, diffIds, { existingDir: true });
     undo.onFail(() => removeRootfs(ctx.images, id));
     const user = resolveExecUser(rec.user, readImageFile(rootfs.merged, 'etc/passwd'), readImageFile(rootfs.merged, 'etc/group'), r.groupAdd ?? []);
-    const spec: Spec = buildSpec({ image, intent: r.intent, user, hostname: r.intent.hostname ?? id.slice(0, 12), ...(seccomp ? { seccomp } : {}) });
+    const spec: Spec = buildSpec({
+      image,
+      intent: r.intent,
+      user,
+      hostname: r.intent.hostname ?? id.slice(0, 12),
+      availableCaps: boundingSet(),
+      ...(seccomp ? { seccomp } : {}),
+    });
     spec.root = { path: 'merged', readonly: r.intent.readOnly === true };
     const { mounts, records } = await materializeMounts(ctx, mountRequests(r, image), rootfs.merged, undo, rec.anonymousVolumes);
     spec.mounts = [...(spec.mounts ?? []), ...mounts];

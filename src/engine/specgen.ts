@@ -48,6 +48,8 @@ export interface SpecInputs {
   hostname: string;
   /** The seccomp profile to apply; undefined = none (--privileged or seccomp=unconfined). */
   seccomp?: Seccomp;
+  /** What "all capabilities" means here (the engine's bounding set); default: every known one. */
+  availableCaps?: readonly string[];
 }
 
 const CPU_PERIOD = 100_000;
@@ -90,16 +92,20 @@ function capName(c: string): string {
   return up === 'ALL' ? 'ALL' : up.startsWith('CAP_') ? up : `CAP_${up}`;
 }
 
-/** docker's rules: start from the defaults (or all, privileged), drop, then add; ALL works both ways. */
-export function capabilitySet(intent: CreateIntent): string[] {
+/**
+ * docker's rules: start from the defaults (or all, privileged), drop, then add; ALL works both
+ * ways. "All" is what the engine can give (`available`, its own bounding set), as podman and
+ * containerd do: a runner without CAP_SYS_RESOURCE cannot hand it out.
+ */
+export function capabilitySet(intent: CreateIntent, available: readonly string[] = CAPABILITIES): string[] {
   const known = new Set(CAPABILITIES);
   const adds = (intent.capAdd ?? []).map(capName);
   const drops = (intent.capDrop ?? []).map(capName);
   for (const c of [...adds, ...drops]) if (c !== 'ALL' && !known.has(c)) throw invalid(`capability "${c}"`, 'is not a Linux capability');
-  let caps = new Set<string>(intent.privileged ? CAPABILITIES : DEFAULT_CAPABILITIES);
+  let caps = new Set<string>(intent.privileged ? available : DEFAULT_CAPABILITIES);
   if (drops.includes('ALL')) caps = new Set();
   else for (const c of drops) caps.delete(c);
-  if (adds.includes('ALL')) caps = new Set(CAPABILITIES);
+  if (adds.includes('ALL')) caps = new Set(available);
   else for (const c of adds) caps.add(c);
   return CAPABILITIES.filter((c) => caps.has(c));
 }
@@ -143,7 +149,7 @@ export function resourcesFromIntent(i: CreateIntent): Resources | undefined {
 export function buildSpec(x: SpecInputs): Spec {
   const { image, intent } = x;
   const privileged = intent.privileged === true;
-  const caps = capabilitySet(intent);
+  const caps = capabilitySet(intent, x.availableCaps);
   const cwd = intent.workdir || image.WorkingDir || '/';
   if (!cwd.startsWith('/')) throw invalid(`working directory "${cwd}"`, 'must be absolute');
   const env = mergeEnv([

@@ -91,3 +91,18 @@ export function readLastCap(procRoot = '/proc'): number {
     return LAST_KNOWN_CAP;
   }
 }
+
+/** The capabilities this process can give (its bounding set, /proc/self/status CapBnd), by name. */
+export function boundingSet(procRoot = '/proc'): string[] {
+  let mask = 0n;
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync(`${procRoot}/self/status`, 'utf8'));
+    if (m) mask = BigInt(`0x${m[1]}`);
+  } catch {
+    /* no /proc: nothing known */
+  }
+  return CAPABILITIES.filter((c) => {
+    const n = capNumber(c);
+    return n !== undefined && (mask >> BigInt(n)) & 1n;
+  });
+}

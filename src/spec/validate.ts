@@ -173,7 +173,8 @@ function validateLinux(spec: Spec, linux: Linux): void {
       if (d.type !== 'p' && d[k] === undefined) fail(`${f}.${k}`, `is required for type "${d.type}"`);
       int(d[k], `${f}.${k}`, 0, 4294967295);
     }
-    int(d.fileMode, `${f}.fileMode`, 0, 0o7777, 'a file mode between 0 and 0o7777');
+    // Podman and CRI-O pass the type bits too (0o20600 for a char device), as runc accepts.
+    int(d.fileMode, `${f}.fileMode`, 0, 0o177777, 'a file mode (permission bits, optionally with the type bits)');
     int(d.uid, `${f}.uid`, 0, MAX_ID);
     int(d.gid, `${f}.gid`, 0, MAX_ID);
   });

@@ -4,7 +4,7 @@
 // container's memory and not the host root's; `tsrun-oci events --stats` and `stats` read
 // the same figures (one object); delete removes the v1 directories tsrun made, and only those.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBaseBundle, cleanupAll, makeBundle, oci, ociSkipReason, removeScratch, show, until, type BaseBundle } from './helpers/bundle.js';
@@ -203,7 +203,10 @@ describe.skipIf(ociSkip !== null)('tsrun-oci on a hybrid host: v1 membership, on
     const data = JSON.parse(ev.stdout).data;
     expect(data.pids.current).toBe(3);
     expect(data.memory.usage.usage).toBeGreaterThan(0);
-    expect(data.memory.usage.usage).toBe(readNum(join(memoryMount()!, 'tsrun', c, 'memory.usage_in_bytes')));
+    // v1's usage_in_bytes is not exact (per-cpu charge batches move it by up to 64 pages per
+    // cpu between two reads: memory.txt §5.5), so it is compared within that slack.
+    const fileNow = readNum(join(memoryMount()!, 'tsrun', c, 'memory.usage_in_bytes'));
+    expect(Math.abs(data.memory.usage.usage - fileNow)).toBeLessThanOrEqual(64 * 4096 * os.cpus().length);
     const st = await oci(root, ['stats', c]);
     expect(st.code, show(st)).toBe(0);
     expect(st.stdout).toMatch(/pids +3 now, limit unlimited/);

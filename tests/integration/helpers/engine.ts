@@ -129,14 +129,15 @@ export function leftovers(e: Engine): string[] {
     const state = readdirSync(e.runRoot).filter((d) => !d.startsWith('.') && !d.endsWith('.lock'));
     if (state.length) out.push(`runtime state left: ${state.join(' ')}`);
   }
-  const monitors = spawnSync('pgrep', ['-f', `^tsrun-monitor`], { encoding: 'utf8' }).stdout.trim();
-  for (const pid of monitors.split('\n').filter(Boolean)) {
+  // Monitors of this engine's containers (argv: tsrun-monitor <id> ...), found in /proc (no pgrep in the VM).
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let argv: string[];
     try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (existsSync(path.join(containers, cmd.split('\0')[1] ?? '-'))) out.push(`monitor left: ${pid} ${cmd.replaceAll('\0', ' ')}`);
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     } catch {
-      /* exited */
+      continue; // exited
     }
+    if (argv[0] === 'tsrun-monitor' && existsSync(path.join(containers, argv[1] ?? '-'))) out.push(`monitor left: ${pid} ${argv.join(' ')}`);
   }
   return out;
 }

@@ -631,9 +631,9 @@ const failing: Array<[string, (s: Spec) => void, string]> = [
   [
     'device fileMode',
     (s) => {
-      s.linux!.devices = [{ type: 'p', path: '/dev/fifo', fileMode: 0o10000 }];
+      s.linux!.devices = [{ type: 'p', path: '/dev/fifo', fileMode: 0o200000 }];
     },
-    '"linux.devices[0].fileMode" must be a file mode between 0 and 0o7777',
+    '"linux.devices[0].fileMode" must be a file mode (permission bits, optionally with the type bits)',
   ],
   [
     'cgroup escape: cgroupsPath with ..',
