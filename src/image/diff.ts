@@ -13,9 +13,10 @@
 // container made again is A, not C. (Docker's OverlayChanges only asks whether any layer has
 // the path, and reports an opaque directory itself as D; this reports what a naive comparison
 // of the two trees would, which is what `docker diff` means.) A whiteout over nothing in the
-// image is not a change. A directory is C when its mode, owner or mtime differ from the
-// image's (docker compares mtime with its "same second, or one side has no nanoseconds"
-// rule), or when something under it changed.
+// image is not a change. A directory is C when its mode or owner differ from the image's, or
+// when something under it changed; its mtime alone is not a change (moby's changes.go: "Don't
+// look at size or modification time for dirs", moby#9874): a mount point made inside it, left
+// out of the diff, must not make it C.
 //
 // Nothing is followed: the upper dir is walked as layer/pack.ts walks it, and lower paths are
 // only ever looked up below directories already lstat'ed as directories in that layer.
@@ -115,15 +116,8 @@ class LowerView {
   }
 }
 
-/** docker's sameFsTime: equal, or the same second with no nanoseconds on one side. */
-function sameTime(a: bigint, b: bigint): boolean {
-  if (a === b) return true;
-  const G = 1_000_000_000n;
-  return a / G === b / G && (a % G === 0n || b % G === 0n);
-}
-
 function dirMetaDiffers(up: BigIntStats, low: BigIntStats): boolean {
-  return up.mode !== low.mode || up.uid !== low.uid || up.gid !== low.gid || !sameTime(up.mtimeNs, low.mtimeNs);
+  return up.mode !== low.mode || up.uid !== low.uid || up.gid !== low.gid;
 }
 
 /**

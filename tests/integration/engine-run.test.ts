@@ -48,6 +48,21 @@ describe.skipIf(!!skip)('tsrun run', () => {
     expect(e.tsrunSync(['ps', '-a', '-q']).stdout).toBe('');
   });
 
+  it('a usage error is 125, as docker’s', async () => {
+    const r = await e.tsrun(['run', '--rm', '--bogus', 'busybox', 'true']);
+    expect(r.code, show(r)).toBe(125);
+    expect(r.stderr).toMatch(/unknown option '--bogus'/);
+    expect((await e.tsrun(['run'])).code).toBe(125);
+  });
+
+  it('diff of an untouched container is empty (its /etc files are mounts, not changes)', async () => {
+    expect((await e.tsrun(['run', '-d', '--name', 'quiet', 'busybox', 'sleep', '30'])).code).toBe(0);
+    const d = await e.tsrun(['diff', 'quiet']);
+    expect(d.code, show(d)).toBe(0);
+    expect(d.stdout).toBe('');
+    expect((await e.tsrun(['rm', '-f', 'quiet'])).code).toBe(0);
+  });
+
   it('keeps stderr apart from stdout and feeds stdin with -i', async () => {
     const r = await e.tsrun(['run', '--rm', '-i', 'busybox', 'sh', '-c', 'cat; echo err >&2'], { input: 'from stdin\n' });
     expect(r.code, show(r)).toBe(0);

@@ -268,7 +268,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(normalizeArgv(argv), { from: 'user' });
   } catch (e) {
-    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
+    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 125; // docker: a usage error is 125
     return reportError(e);
   }
   return exitCode;
