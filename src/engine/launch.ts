@@ -9,6 +9,7 @@ import { MON, MONITOR_FILES } from '../native/monitor-protocol.js';
 import { createContainer as runtimeCreate } from '../runtime/create.js';
 import { deleteContainer as runtimeDelete } from '../runtime/lifecycle.js';
 import { TsrunError, wrap } from '../util/errors.js';
+import { mark } from '../util/timing.js';
 import type { ContainerRecord } from './container-store.js';
 import { containerState } from './container-state.js';
 import type { EngineContext } from './context.js';
@@ -48,7 +49,9 @@ export async function launch(ctx: EngineContext, given: ContainerRecord, o: Laun
 }
 
 async function launchLocked(ctx: EngineContext, rec: ContainerRecord, o: LaunchOptions): Promise<Launched> {
+  mark('l-enter');
   await clearPreviousRun(ctx, rec);
+  mark('l-cleared');
   if (!isRootfsMounted(ctx.images, rec.id)) mountRootfs(ctx.images, rec.id, rec.diffIds, { existingDir: true });
   const dir = ctx.containers.dir(rec.id);
   let consoleInit = -1;

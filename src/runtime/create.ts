@@ -23,6 +23,7 @@ import { procStartTime } from './proc.js';
 import { SpawnSession, type Spawner, writeIdMaps } from './spawn-session.js';
 import type { ContainerRecord } from './state-store.js';
 import { Undo } from './undo.js';
+import { mark } from '../util/timing.js';
 
 export const OCI_VERSION = '1.2.0';
 
@@ -114,6 +115,7 @@ function writePidFile(path: string, pid: number): void {
 }
 
 export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Promise<Created> {
+  mark('rt-enter');
   const bundle = resolve(o.bundle);
   const { spec, warnings } = loadSpec(bundle);
   for (const w of warnings) ctx.log.warn(w);
@@ -125,6 +127,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
   // For uid 0 ambient caps change nothing (exec grants root the bounding set): no noise.
   if (dropped.length && spec.process!.user.uid !== 0)
     ctx.log.warn(`ambient capabilities ${dropped.join(', ')} are not also permitted and inheritable: not raised`);
+  mark('rt-loaded');
   const release = ctx.store.lock(o.id);
   const undo = new Undo();
   let session: SpawnSession | undefined;
@@ -158,6 +161,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       ctx.store.write(record);
       ctx.log.warn('no cgroup v2 hierarchy is mounted: the container is not placed in a cgroup (pause, resume and kill --all are unavailable)');
     }
+    mark('rt-cgroup');
     const rules = deviceRules(spec.linux?.resources?.devices, spec.linux?.devices);
     if (rules) {
       if (cgroupFd < 0) {
@@ -201,6 +205,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
     if (hooks.prestart?.length || hooks.createRuntime?.length) hookPoints.push('createRuntime');
     if (hooks.createContainer?.length) hookPoints.push('createContainer');
 
+    mark('rt-seccomp');
     const steps = buildInitPlan(spec, {
       rootfs,
       bundle,
@@ -218,7 +223,9 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       lsm,
     });
 
+    mark('rt-plan');
     session = SpawnSession.start(steps, cgroupFd, o.spawner);
+    mark('rt-spawned');
     const s = session;
     undo.onFail(() => s.abort());
     crashPoint('spawned');
@@ -246,6 +253,7 @@ export async function createContainer(ctx: RuntimeContext, o: CreateOptions): Pr
       },
     });
 
+    mark('rt-ready');
     crashPoint('ready');
     record.pid = session.initPid;
     record.startTime = procStartTime(record.pid) ?? '';

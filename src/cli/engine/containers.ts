@@ -26,6 +26,7 @@ import { native } from '../../native/index.js';
 import { MON } from '../../native/monitor-protocol.js';
 import { parseSignal } from '../../runtime/signals.js';
 import { TsrunError } from '../../util/errors.js';
+import { mark } from '../../util/timing.js';
 import { runForeground } from '../oci/foreground.js';
 import { addCreateFlags, type CreateFlags, createRequest } from './create-flags.js';
 import { formatAll } from './go-template.js';
@@ -66,6 +67,7 @@ async function foreground(ctx: EngineContext, rec: ContainerRecord): Promise<num
   process.stdout.on('resize', onResize);
   try {
     const l = await launch(ctx, rec, { foreground: fg });
+    mark('started');
     ctlFd = l.ctlFd;
     const status = await waitForExit(ctlFd);
     native.close(ctlFd);
@@ -101,21 +103,26 @@ export function registerContainerCommands(program: Command, ctxOf: () => EngineC
     .description('create and start a container from an image');
   run.action(
     act(async (image: string, cmd: string[], o: CreateFlags) => {
+      mark('parsed');
       const ctx = ctxOf();
       let rec: ContainerRecord;
       try {
         rec = await createContainer(ctx, build(image, cmd, o));
+        mark('created');
       } catch (e) {
         throw Object.assign(e as Error, { exitCode: 125 });
       }
       try {
         if (o.detach) {
           await launch(ctx, rec);
+          mark('started');
           out(`${rec.id}\n`);
           return 0;
         }
         const code = await foreground(ctx, rec);
+        mark('exited');
         if (rec.autoRemove) await removeContainer(ctx, rec.id, { force: true, volumes: true });
+        mark('removed');
         return code;
       } catch (e) {
         if (rec.autoRemove) await removeContainer(ctx, rec.id, { force: true, volumes: true }).catch(() => undefined);
