@@ -1,6 +1,5 @@
 // The container verbs that look inside or around a container: top, stats, cp, diff, commit,
 // plus system df, info and volumes. Printing only; the work is in src/engine and src/image.
-import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Command } from 'commander';
@@ -15,6 +14,7 @@ import { dirSize } from '../../engine/volumes.js';
 import { isRootfsMounted, mountRootfs } from '../../image/rootfs.js';
 import { containerPids } from '../../runtime/lifecycle.js';
 import { TsrunError } from '../../util/errors.js';
+import { lazyRequire } from '../../util/lazy-require.js';
 import type { Act } from './containers.js';
 import { formatAll } from './go-template.js';
 import { formatBytes } from './progress.js';
@@ -105,6 +105,7 @@ export function registerContainerTools(program: Command, ctxOf: () => EngineCont
         const pids = containerPids(ctx.runtime, rec.id) ?? [];
         if (!pids.length) return 0;
         const opts = psOpts.length ? psOpts : ['-o', 'user,pid,ppid,c,stime,tty,time,cmd'];
+        const { execFileSync } = lazyRequire<typeof import('node:child_process')>('node:child_process');
         out(execFileSync('ps', [...opts, '-p', pids.join(',')], { encoding: 'utf8' }));
         return 0;
       }),

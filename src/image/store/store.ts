@@ -1,10 +1,13 @@
 // The content store: blobs by digest (verified while they stream in, renamed into place),
 // tags, and unpacked layers shared by every image that uses them. Writers of the same digest
 // serialise on a per-digest lock, so concurrent pulls of one image cannot corrupt it.
-import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { lazyRequire } from '../../util/lazy-require.js';
+
+// node:crypto costs every CLI start a few milliseconds: loaded when a digest is first needed.
+const crypto = () => lazyRequire<typeof import('node:crypto')>('node:crypto');
 import { native } from '../../native/index.js';
 import { isErrno, TsrunError, wrap } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fs-atomic.js';
@@ -110,7 +113,7 @@ export class ImageStore {
   /** tmp/<prefix>-<pid>-<random>: the pid lets prune tell a crashed writer's leftovers. */
   tmpPath(prefix: string): string {
     this.init();
-    return join(this.layout.tmp(), `${prefix}-${process.pid}-${randomBytes(8).toString('hex')}`);
+    return join(this.layout.tmp(), `${prefix}-${process.pid}-${crypto().randomBytes(8).toString('hex')}`);
   }
 
   /** Mark a reused blob or layer as fresh, so a concurrent prune (10-minute rule) keeps it. */
@@ -148,7 +151,7 @@ export class ImageStore {
     }
     const tmp = this.tmpPath('blob');
     const fd = openSync(tmp, 'wx', 0o600);
-    const hash = createHash('sha256');
+    const hash = crypto().createHash('sha256');
     let size = 0;
     try {
       for await (const chunk of src) {
@@ -184,7 +187,7 @@ export class ImageStore {
 
   /** Store bytes already in memory (manifests written by `load`, tests). */
   putBlobBytes(bytes: Buffer): string {
-    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const digest = `sha256:${crypto().createHash('sha256').update(bytes).digest('hex')}`;
     const dest = this.layout.blob(digest);
     if (!existsSync(dest)) {
       this.init();
@@ -204,7 +207,7 @@ export class ImageStore {
       if (isErrno(e, 'ENOENT')) throw new TsrunError('ERR_INVALID_ARGUMENT', `blob ${digest} is not in the store`);
       throw e;
     }
-    const got = `sha256:${createHash('sha256').update(buf).digest('hex')}`;
+    const got = `sha256:${crypto().createHash('sha256').update(buf).digest('hex')}`;
     if (got !== digest)
       throw new TsrunError('ERR_DIGEST_MISMATCH', `stored blob ${digest} is corrupt (hashes to ${got}): remove it with \`tsrun image prune\``);
     return buf;
