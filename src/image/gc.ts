@@ -82,6 +82,9 @@ export interface PruneOptions {
 export interface PruneResult {
   blobsRemoved: number;
   layersRemoved: number;
+  /** Unreferenced blobs and layers kept because they are younger than FRESH_MS (not with `all`). */
+  blobsKeptFresh: number;
+  layersKeptFresh: number;
   bytesFreed: number;
   tmpRemoved: number;
   /** Tagged images that could not be read in full (what they reach was kept where known). */
@@ -172,7 +175,7 @@ const OWNED_TMP = /^[a-z]+-(\d+)-[0-9a-f]+$/;
  * kept unless `all`.
  */
 export async function pruneImages(store: ImageStore, opts: PruneOptions = {}): Promise<PruneResult> {
-  const res: PruneResult = { blobsRemoved: 0, layersRemoved: 0, bytesFreed: 0, tmpRemoved: 0, warnings: [] };
+  const res: PruneResult = { blobsRemoved: 0, layersRemoved: 0, blobsKeptFresh: 0, layersKeptFresh: 0, bytesFreed: 0, tmpRemoved: 0, warnings: [] };
   const inUse = new Set<string>();
   for (const d of opts.inUseLayers ?? []) inUse.add(d.startsWith('sha256:') ? d : `sha256:${d}`);
   store.init();
@@ -225,7 +228,11 @@ export async function pruneImages(store: ImageStore, opts: PruneOptions = {}): P
       const st = lstatOrUndefined(p);
       if (!st) continue;
       if (/^[a-f0-9]{64}$/.test(name)) {
-        if (keepBlobs.has(`sha256:${name}`) || fresh(st)) continue;
+        if (keepBlobs.has(`sha256:${name}`)) continue;
+        if (fresh(st)) {
+          res.blobsKeptFresh++;
+          continue;
+        }
         rmSync(p, { force: true });
         res.blobsRemoved++;
         res.bytesFreed += st.size;
@@ -249,7 +256,10 @@ export async function pruneImages(store: ImageStore, opts: PruneOptions = {}): P
       const st = lstatOrUndefined(dir);
       if (!st) continue;
       const meta = lstatOrUndefined(l.layerMeta(diffId));
-      if (fresh(st) || (meta && fresh(meta))) continue;
+      if (fresh(st) || (meta && fresh(meta))) {
+        res.layersKeptFresh++;
+        continue;
+      }
       await store.withLock(diffId, () => {
         // Again under the layer's lock: a pull may have reused it since the check above.
         const again = lstatOrUndefined(dir);

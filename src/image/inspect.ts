@@ -210,8 +210,13 @@ export interface ImageRow {
   /** Image id: the config digest. */
   id: string;
   created: string | undefined;
-  /** Compressed layers plus config, as a registry would transfer them. */
+  /**
+   * What the image takes unpacked (its layers' tar sizes), as `docker images` and `podman
+   * images` show it; the compressed size for a layer not unpacked here.
+   */
   size: number;
+  /** Compressed layers plus config, as a registry would transfer them. */
+  compressedSize: number;
   platform: string;
   /** Why the image could not be read, when it could not (the other fields are then partial). */
   error?: string;
@@ -225,10 +230,15 @@ export function listImages(store: ImageStore): ImageRow[] {
       const rec = tags[ref]!;
       try {
         const r = resolveRecord(store, rec);
-        const size = r.manifest.layers.reduce((s, l) => s + l.size, r.manifest.config.size);
-        return { ref, digest: r.digest, id: r.configDigest, created: r.config.created, size, platform: r.platform };
+        const compressedSize = r.manifest.layers.reduce((s, l) => s + l.size, r.manifest.config.size);
+        const diffIds = r.config.rootfs.diff_ids;
+        const size = r.manifest.layers.reduce((s, l, i) => {
+          const d = diffIds[i];
+          return s + (d && store.hasLayer(d) ? store.layerMeta(d).size : l.size);
+        }, 0);
+        return { ref, digest: r.digest, id: r.configDigest, created: r.config.created, size, compressedSize, platform: r.platform };
       } catch (e) {
-        return { ref, digest: rec.digest, id: '', created: undefined, size: 0, platform: rec.platform ?? '', error: (e as Error).message };
+        return { ref, digest: rec.digest, id: '', created: undefined, size: 0, compressedSize: 0, platform: rec.platform ?? '', error: (e as Error).message };
       }
     });
 }

@@ -3,6 +3,7 @@
 // engine that prints or decides exit codes.
 import { readFileSync } from 'node:fs';
 import type { SaveFormat } from '../../image/archive/save.js';
+import { FRESH_MS } from '../../image/gc.js';
 import { Command, CommanderError, Option } from 'commander';
 import { inspectImage, listImages } from '../../image/inspect.js';
 import { parseReference } from '../../image/reference.js';
@@ -169,6 +170,11 @@ export async function main(argv: string[]): Promise<number> {
     const r = await pruneImages(store(), { all: o.all, inUseLayers: layersInUse(ctxOf()), inUseManifests: manifestsInUse(ctxOf()) });
     for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`removed ${r.blobsRemoved} blob(s) and ${r.layersRemoved} layer(s), freed ${formatBytes(r.bytesFreed)}\n`);
+    if (r.blobsKeptFresh || r.layersKeptFresh) {
+      process.stdout.write(
+        `kept ${r.blobsKeptFresh} unused blob(s) and ${r.layersKeptFresh} layer(s) changed in the last ${FRESH_MS / 60_000} minutes (a pull or load may still be tagging them): \`tsrun image prune --all\` removes them\n`,
+      );
+    }
   };
   const inspect = (refs: string[]) => {
     process.stdout.write(

@@ -105,7 +105,11 @@ describe('pruneImages', () => {
     const { b } = await twoImages(store);
     await removeImage(store, 'a:1');
     const everything = { blobs: blobsIn(store), layers: layersIn(store) };
-    expect(await pruneImages(store)).toMatchObject({ blobsRemoved: 0, layersRemoved: 0 });
+    const kept = await pruneImages(store);
+    expect(kept).toMatchObject({ blobsRemoved: 0, layersRemoved: 0 });
+    // and it says what it kept for being fresh: a:1's manifest, config and layer blob, its layer
+    expect(kept.blobsKeptFresh).toBeGreaterThan(0);
+    expect(kept.layersKeptFresh).toBeGreaterThan(0);
     expect({ blobs: blobsIn(store), layers: layersIn(store) }).toEqual(everything);
     await pruneImages(store, { all: true });
     expect(blobsIn(store)).toEqual(blobHexes(b));

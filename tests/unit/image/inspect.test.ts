@@ -1,5 +1,6 @@
 // Listing and inspecting images; resolving canonical refs, short refs, name@digest and
 // id/digest prefixes (ambiguity reported with the candidates).
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { findImage, inspectImage, listImages } from '../../../src/image/inspect.js';
 import { hostPlatform } from '../../../src/image/manifest.js';
@@ -26,18 +27,34 @@ function collidingPair(ls: Layer[]): [BuiltImage, BuiltImage] {
 }
 
 describe('listImages', () => {
-  it('one row per tag: manifest digest, id, created, compressed size, platform', async () => {
+  it('one row per tag: manifest digest, id, created, sizes, platform', async () => {
     const store = tmpStore();
     const ls = await layers();
     const img = makeImage(ls);
     await addImage(store, 'docker.io/library/busybox:latest', img);
     await addImage(store, 'ghcr.io/o/app:1', img);
-    const size = ls.reduce((s, l) => s + l.gz.length, img.config.length);
-    const row = { digest: img.manifestDigest, id: img.configDigest, created: '2024-01-02T03:04:05Z', size, platform: hostString };
+    const compressedSize = ls.reduce((s, l) => s + l.gz.length, img.config.length);
+    // addImage unpacks the layers: the size is their tars'.
+    const size = ls.reduce((s, l) => s + l.tar.length, 0);
+    const row = { digest: img.manifestDigest, id: img.configDigest, created: '2024-01-02T03:04:05Z', size, compressedSize, platform: hostString };
     expect(listImages(store)).toEqual([
       { ref: 'docker.io/library/busybox:latest', ...row },
       { ref: 'ghcr.io/o/app:1', ...row },
     ]);
+  });
+
+  it('shows the unpacked size, as docker and podman do, once the layers are unpacked', async () => {
+    const store = tmpStore();
+    const ls = await layers();
+    const img = makeImage(ls);
+    await addImage(store, 'docker.io/library/busybox:latest', img);
+    for (const [i, l] of ls.entries()) {
+      mkdirSync(store.layout.layerRoot(l.diffId), { recursive: true });
+      writeFileSync(store.layout.layerMeta(l.diffId), JSON.stringify({ diffId: l.diffId, size: 1000 * (i + 1), files: 1 }));
+    }
+    const [row] = listImages(store);
+    expect(row!.size).toBe(ls.reduce((s, _l, i) => s + 1000 * (i + 1), 0));
+    expect(row!.compressedSize).toBe(ls.reduce((s, l) => s + l.gz.length, img.config.length));
   });
 
   it('reports an unreadable image in its row instead of failing the list', async () => {
