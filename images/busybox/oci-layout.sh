@@ -6,7 +6,9 @@
 # Reads OUTDIR/rootfs (runs build.sh OUTDIR first if it is missing) and writes:
 #   OUTDIR/oci/             OCI image layout: oci-layout, index.json, blobs/sha256/*
 #                           one gzip layer, image config with Cmd ["sh"] and a PATH env,
-#                           index.json annotation org.opencontainers.image.ref.name=latest
+#                           index.json annotations org.opencontainers.image.ref.name=latest and
+#                           io.containerd.image.name=localhost/busybox:latest (its name for
+#                           `tsrun load` and `ctr image import`; podman names it localhost/latest)
 #   OUTDIR/busybox-oci.tar  the same layout as a tar (an "oci-archive"), for
 #                             podman load -i OUTDIR/busybox-oci.tar
 #                             ctr image import --base-name localhost/busybox OUTDIR/busybox-oci.tar
@@ -175,7 +177,9 @@ const manifests = images.map((spec) => {
     ...(synthetic ? { annotations: { 'org.tsrun.synthetic': 'amd64-binaries' } } : {}),
   };
 });
-const ref = { 'org.opencontainers.image.ref.name': 'latest' };
+// The tag, and the image's own name where engines look for one (containerd, tsrun load):
+// loading the archive needs no -t to be called localhost/busybox.
+const ref = { 'org.opencontainers.image.ref.name': 'latest', 'io.containerd.image.name': 'localhost/busybox:latest' };
 let top;
 if (manifests.length === 1) {
   top = { ...manifests[0], annotations: ref };

@@ -183,9 +183,11 @@ export function findImage(store: ImageStore, input: string, tags: Record<string,
         /* broken image: matched by its tag's digest only */
       }
       if (!ids.some((d) => digestHex(d).startsWith(prefix))) continue;
-      const hit = hits.get(rec.digest);
+      // One image is one config: the same image loaded from an OCI and a docker archive has two
+      // manifests (two digests) but one id, and is one match.
+      const hit = hits.get(id);
       if (hit) hit.refs.push(ref);
-      else hits.set(rec.digest, { refs: [ref], record: rec, id });
+      else hits.set(id, { refs: [ref], record: rec, id });
     }
     if (hits.size === 1) {
       const [h] = [...hits.values()];

@@ -220,15 +220,25 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('save')
     .argument('<image...>')
-    .requiredOption('-o, --output <file>', 'where to write')
+    .option('-o, --output <file>', 'where to write (default: stdout, as docker and podman)')
     .addOption(new Option('--format <format>').choices(['oci-archive', 'docker-archive', 'oci-dir']).default('oci-archive'))
     .description('write images to an archive or OCI layout')
     .action(
-      act(async (refs: string[], o: { output: string; format: SaveFormat }) => {
-        // A path, not a stream: save writes a temp file and renames it, so a failure never
-        // truncates an existing file.
+      act(async (refs: string[], o: { output?: string; format: SaveFormat }) => {
         const { saveImage } = await import('../../image/archive/save.js');
-        await saveImage(store(), refs, o.output, o.format);
+        const names = refs.map((r) => findLocalImage(store(), r)?.ref ?? r);
+        if (o.output) {
+          // A path: save writes a temp file and renames it, so a failure never truncates an existing file.
+          await saveImage(store(), names, o.output, o.format);
+          return;
+        }
+        if (o.format === 'oci-dir') throw new TsrunError('ERR_INVALID_ARGUMENT', 'save --format oci-dir writes a directory: give it with -o DIR');
+        if (process.stdout.isTTY) {
+          throw new TsrunError('ERR_INVALID_ARGUMENT', 'refusing to write an image archive to a terminal', {
+            hint: 'redirect stdout (tsrun save IMAGE > file.tar) or use -o FILE',
+          });
+        }
+        await saveImage(store(), names, process.stdout, o.format);
       }),
     );
 

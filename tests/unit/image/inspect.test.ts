@@ -66,6 +66,19 @@ describe('listImages', () => {
 });
 
 describe('inspectImage / findImage', () => {
+  it('one image with two manifests (an OCI and a docker archive of it) is one match by its id', async () => {
+    const store = tmpStore();
+    const ls = await layers();
+    const gz = makeImage(ls);
+    const plain = makeImage(ls, {}, { gzip: false });
+    expect(plain.configDigest).toBe(gz.configDigest);
+    expect(plain.manifestDigest).not.toBe(gz.manifestDigest);
+    await addImage(store, 'localhost/a:1', gz);
+    await addImage(store, 'localhost/b:1', plain);
+    expect(findImage(store, gz.configDigest).refs).toEqual(['localhost/a:1', 'localhost/b:1']);
+    expect(findImage(store, hex(gz.configDigest).slice(0, 12)).refs).toEqual(['localhost/a:1', 'localhost/b:1']);
+  });
+
   it('resolves canonical refs, short refs, name@digest, and id or digest prefixes', async () => {
     const store = tmpStore();
     const ls = await layers();
