@@ -126,7 +126,7 @@ export function applyConfigChanges(body: Record<string, unknown>, c: ConfigChang
   return out;
 }
 
-function canonicalTag(ref: string): string {
+export function canonicalTag(ref: string): string {
   const r = parseReference(ref);
   if (r.digest !== undefined) throw new TsrunError('ERR_INVALID_ARGUMENT', `cannot tag an image with the digest reference "${ref}"`);
   return r.canonical;
@@ -145,25 +145,9 @@ export async function commitContainer(store: ImageStore, o: CommitOptions): Prom
     const docker = base.manifestMediaType === MediaType.DockerManifest;
     const layerType = docker ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
 
-    // ---- 1. the layer blob ----
-    const tmp = store.tmpPath('commit');
-    let packed: Awaited<ReturnType<typeof packUpperDir>>;
-    try {
-      packed = await packUpperDir(o.upperDir, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }), o.pack);
-      await store.putBlob(createReadStream(tmp), { digest: packed.digest, size: packed.size });
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-    const layer = packed;
+    const layer = await storeLayerFromUpper(store, o.upperDir, layerType, o.pack);
 
-    // ---- 2. the unpacked layer ----
-    const layerName = `committed layer (${layer.digest})`;
-    await store.ensureLayer(layer.diffId, async (root) => {
-      const r = await unpackLayer(createReadStream(store.blobPath(layer.digest)), layerType, root, { layerName, expectedDiffId: layer.diffId });
-      return { ...r, compressedDigest: layer.digest };
-    });
-
-    // ---- 3. the config ----
+    // the config
     const created = (o.created ?? new Date()).toISOString();
     const raw = parseJson(store.readBlob(base.configDigest, MAX_CONFIG_BYTES), `image config ${base.configDigest}`) as Record<string, unknown>;
     const cfg: Record<string, unknown> = { ...raw, created };
@@ -183,35 +167,9 @@ export async function commitContainer(store: ImageStore, o: CommitOptions): Prom
     const config = parseImageConfig(configBytes, 'the new image config');
     const configDigest = await storeBytes(store, configBytes);
 
-    // ---- 4. the manifest ----
     const layers: Descriptor[] = [...base.manifest.layers, { mediaType: layerType, digest: layer.digest, size: layer.size }];
-    const manifestType = docker ? MediaType.DockerManifest : MediaType.OciManifest;
-    const manifestBytes = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: manifestType,
-        config: { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: configDigest, size: configBytes.length },
-        layers: layers.map((l) => ({
-          mediaType: l.mediaType,
-          digest: l.digest,
-          size: l.size,
-          ...(l.urls ? { urls: l.urls } : {}),
-          ...(l.annotations ? { annotations: l.annotations } : {}),
-        })),
-      }),
-    );
-    const parsed = parseManifest(manifestBytes, manifestType, 'the new manifest');
-    if (parsed.kind === 'manifest') checkImageManifest(parsed.manifest, 'the new manifest');
-    const manifestDigest = await storeBytes(store, manifestBytes);
+    const manifestDigest = await writeManifest(store, { configDigest, configSize: configBytes.length, layers, docker, ...(ref ? { ref } : {}), diffIds: config.rootfs.diff_ids });
 
-    // ---- 5. the tag ----
-    if (ref) {
-      await store.setTagIfComplete(
-        ref,
-        { digest: manifestDigest },
-        { blobs: [configDigest, manifestDigest, ...layers.map((l) => l.digest)], layers: config.rootfs.diff_ids },
-      );
-    }
     return {
       id: configDigest,
       manifestDigest,
@@ -227,7 +185,65 @@ export async function commitContainer(store: ImageStore, o: CommitOptions): Prom
   }
 }
 
-async function storeBytes(store: ImageStore, bytes: Buffer): Promise<string> {
+export interface StoredLayer {
+  diffId: string;
+  digest: string;
+  size: number;
+  /** What the layer left out (sockets). */
+  skipped: string[];
+}
+
+/**
+ * Pack an overlay upper dir as a gzip'd layer blob into the store and unpack that same blob
+ * as a store layer (so containers and builds can use it at once); shared by commit and build.
+ */
+export async function storeLayerFromUpper(store: ImageStore, upperDir: string, layerType: string, pack?: PackOptions): Promise<StoredLayer> {
+  const tmp = store.tmpPath('commit');
+  let packed: Awaited<ReturnType<typeof packUpperDir>>;
+  try {
+    packed = await packUpperDir(upperDir, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }), pack);
+    await store.putBlob(createReadStream(tmp), { digest: packed.digest, size: packed.size });
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  const layerName = `committed layer (${packed.digest})`;
+  await store.ensureLayer(packed.diffId, async (root) => {
+    const r = await unpackLayer(createReadStream(store.blobPath(packed.digest)), layerType, root, { layerName, expectedDiffId: packed.diffId });
+    return { ...r, compressedDigest: packed.digest };
+  });
+  return { diffId: packed.diffId, digest: packed.digest, size: packed.size, skipped: packed.skipped };
+}
+
+/** The manifest of a config and its layers, stored; tagged last (under prune's lock) when `ref` is given. */
+export async function writeManifest(
+  store: ImageStore,
+  o: { configDigest: string; configSize: number; layers: Descriptor[]; docker: boolean; ref?: string; diffIds: string[] },
+): Promise<string> {
+  const manifestType = o.docker ? MediaType.DockerManifest : MediaType.OciManifest;
+  const manifestBytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: manifestType,
+      config: { mediaType: o.docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: o.configDigest, size: o.configSize },
+      layers: o.layers.map((l) => ({
+        mediaType: l.mediaType,
+        digest: l.digest,
+        size: l.size,
+        ...(l.urls ? { urls: l.urls } : {}),
+        ...(l.annotations ? { annotations: l.annotations } : {}),
+      })),
+    }),
+  );
+  const parsed = parseManifest(manifestBytes, manifestType, 'the new manifest');
+  if (parsed.kind === 'manifest') checkImageManifest(parsed.manifest, 'the new manifest');
+  const manifestDigest = await storeBytes(store, manifestBytes);
+  if (o.ref) {
+    await store.setTagIfComplete(o.ref, { digest: manifestDigest }, { blobs: [o.configDigest, manifestDigest, ...o.layers.map((l) => l.digest)], layers: o.diffIds });
+  }
+  return manifestDigest;
+}
+
+export async function storeBytes(store: ImageStore, bytes: Buffer): Promise<string> {
   const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   await store.putBlob(Readable.from([bytes]), { digest, size: bytes.length });
   return digest;
