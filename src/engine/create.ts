@@ -19,7 +19,7 @@ import { TsrunError, wrap } from '../util/errors.js';
 import { type ContainerRecord, type MountRecord, randomName, validateName } from './container-store.js';
 import type { EngineContext } from './context.js';
 import { STOP_TIMEOUT } from './defaults.js';
-import { ETC_FILES, type EtcInput, etcFiles } from './etc-files.js';
+import { writeEtcFiles } from './etc-files.js';
 import { resolveExecUser } from './exec-user.js';
 import { findLocalImage, type LocalImage } from './image-lookup.js';
 import { type DeviceRequest, type MountRequest, parseDeviceFlag, parseMountFlag, parseTmpfsFlag, parseVolumeFlag } from './mount-flags.js';
@@ -95,7 +95,7 @@ function readImageFile(rootfs: string, path: string): string | null {
 }
 
 /** docker's SetupWorkingDirectory: a missing working directory is made, owned by the user. */
-function ensureWorkdir(rootfs: string, cwd: string, uid: number, gid: number): void {
+export function ensureWorkdir(rootfs: string, cwd: string, uid: number, gid: number): void {
   const rel = relInRoot(cwd);
   if (!rel) return;
   const rootFd = native.openRoot(rootfs);
@@ -216,29 +216,6 @@ async function seedVolume(rootfs: string, destination: string, data: string): Pr
   } catch (e) {
     throw wrap(e, `copy the image's ${destination} into its volume`);
   }
-}
-
-function readHostFile(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-/** The engine's /etc files for the container, written beside its record, and their bind mounts. */
-function writeEtcFiles(dir: string, o: Omit<EtcInput, 'hostHosts' | 'hostResolvConf'>, readOnly: boolean): Mount[] {
-  const host = { hostHosts: readHostFile('/etc/hosts'), hostResolvConf: readHostFile('/etc/resolv.conf') };
-  const files = etcFiles({
-    ...o,
-    ...(host.hostHosts !== undefined ? { hostHosts: host.hostHosts } : {}),
-    ...(host.hostResolvConf !== undefined ? { hostResolvConf: host.hostResolvConf } : {}),
-  });
-  return ETC_FILES.map((dest) => {
-    const source = join(dir, posix.basename(dest));
-    writeFileSync(source, files[dest], { mode: 0o644 });
-    return { destination: dest, type: 'bind', source, options: ['rbind', readOnly ? 'ro' : 'rw', 'nosuid', 'nodev', 'noexec'] };
-  });
 }
 
 function userString(r: CreateRequest, image: ImageConfigBody): string {

@@ -403,6 +403,12 @@ export interface CopyInOptions {
   owner?: { uid: number; gid: number };
   /** Told about each host entry that is not copied (sockets), with its host path. */
   onSkip?: (path: string, reason: string) => void;
+  /** Leave out host entries (and what is under them) for which this returns false (.dockerignore). */
+  filter?: (hostPath: string) => boolean;
+  /** Permission bits for every copied file and directory (COPY --chmod). */
+  chmod?: number;
+  /** mtime for every copied entry, seconds (reproducible builds: SOURCE_DATE_EPOCH). */
+  mtimeSec?: number;
 }
 
 /**
@@ -502,6 +508,7 @@ class InCopier {
    * `check`: the parent existed before the copy, so `path` may too (the dir/non-dir rule).
    */
   async put(src: string, st: BigIntStats | undefined, path: string, check: boolean, depth: number): Promise<void> {
+    if (depth > 0 && this.opts.filter && !this.opts.filter(src)) return;
     const s = st ?? lstatSync(src, { bigint: true });
     const norm = normalisePath(path, DEFAULT_LAYER_LIMITS);
     if (!norm.ok || norm.path !== path)
@@ -510,10 +517,10 @@ class InCopier {
     const entry: InRootEntry = {
       type: 'file',
       path,
-      mode: Number(s.mode & 0o7777n),
+      mode: this.opts.chmod !== undefined && !s.isSymbolicLink() ? this.opts.chmod & 0o7777 : Number(s.mode & 0o7777n),
       uid: this.opts.owner?.uid ?? Number(s.uid),
       gid: this.opts.owner?.gid ?? Number(s.gid),
-      mtimeSec: Number(s.mtimeNs / 1_000_000_000n) + Number(s.mtimeNs % 1_000_000_000n) / 1e9,
+      mtimeSec: this.opts.mtimeSec ?? Number(s.mtimeNs / 1_000_000_000n) + Number(s.mtimeNs % 1_000_000_000n) / 1e9,
     };
     const isDir = s.isDirectory();
     if (existing !== undefined && (existing === 'dir') !== isDir) {

@@ -13,6 +13,7 @@ import { TsrunError } from '../../util/errors.js';
 import { type EngineContext, DEFAULT_RUN_ROOT, makeEngineContext } from '../../engine/context.js';
 import { findLocalImage } from '../../engine/image-lookup.js';
 import { layersInUse, manifestsInUse } from '../../engine/lifecycle.js';
+import { registerBuildCommand } from './build.js';
 import { registerContainerTools } from './container-tools.js';
 import { reportError } from './report.js';
 import { type Act, registerContainerCommands } from './containers.js';
@@ -200,6 +201,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(act(prune));
   registerContainerCommands(program, ctxOf, act as Act);
   registerContainerTools(program, ctxOf, act as Act);
+  registerBuildCommand(program, ctxOf, act as Act);
 
   program
     .command('load')
