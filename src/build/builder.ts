@@ -61,6 +61,7 @@ interface State {
   args: Map<string, string>;
 }
 
+/** Usable in RUN without an ARG line, when given with --build-arg (docker's predefined ARGs). */
 const PREDEFINED_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 
 function stepError(ins: Instruction, e: unknown): TsrunError {
@@ -330,7 +331,8 @@ export class Builder {
         if (network !== 'none' && network !== 'host')
           throw new TsrunError('ERR_UNSUPPORTED', `--network ${network}: none or host (bridge networks come with CNI support)`);
         const argv = execForm(ins.args) ?? [...s.shell, ins.args];
-        const env = [...s.args].map(([k, v]) => `${k}=${v}`);
+        const predefined = PREDEFINED_ARGS.filter((k) => this.o.buildArgs[k] !== undefined && !s.args.has(k)).map((k) => [k, this.o.buildArgs[k]!] as const);
+        const env = [...s.args, ...predefined].map(([k, v]) => `${k}=${v}`);
         await this.layerStep(
           s,
           { run: argv, env, network },
