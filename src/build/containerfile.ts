@@ -83,7 +83,17 @@ export function parseContainerfile(text: string): Containerfile {
     }
     const content = node.getArgumentsContent() ?? '';
     const { flags, args } = splitFlags(content, line);
-    const ins: Instruction = { keyword: keyword as Keyword, line, args, flags, text: `${keyword} ${content}`.trim() };
+    // dockerfile-ast keeps the flags of FROM, COPY, ADD, RUN and HEALTHCHECK apart from the arguments.
+    const astFlags = (node as unknown as { getFlags?: () => Array<{ getName(): string; getValue(): string | null }> }).getFlags?.() ?? [];
+    for (const f of astFlags) {
+      const v = f.getValue();
+      if (v === null) throw fail(line, `flag --${f.getName()} needs a value (--${f.getName()}=VALUE)`);
+      flags[f.getName()] = v;
+    }
+    const flagText = Object.entries(flags)
+      .map(([k, v]) => `--${k}=${v} `)
+      .join('');
+    const ins: Instruction = { keyword: keyword as Keyword, line, args, flags, text: `${keyword} ${astFlags.length ? flagText : ''}${content}`.trim() };
     if (keyword === 'FROM') {
       const m = /^(\S+)(?:\s+(?:AS|as|As|aS)\s+(\S+))?$/.exec(args);
       if (!m) throw fail(line, 'FROM takes IMAGE [AS NAME]');
