@@ -168,7 +168,14 @@ export async function commitContainer(store: ImageStore, o: CommitOptions): Prom
     const configDigest = await storeBytes(store, configBytes);
 
     const layers: Descriptor[] = [...base.manifest.layers, { mediaType: layerType, digest: layer.digest, size: layer.size }];
-    const manifestDigest = await writeManifest(store, { configDigest, configSize: configBytes.length, layers, docker, ...(ref ? { ref } : {}), diffIds: config.rootfs.diff_ids });
+    const manifestDigest = await writeManifest(store, {
+      configDigest,
+      configSize: configBytes.length,
+      layers,
+      docker,
+      ...(ref ? { ref } : {}),
+      diffIds: config.rootfs.diff_ids,
+    });
 
     return {
       id: configDigest,
@@ -238,7 +245,11 @@ export async function writeManifest(
   if (parsed.kind === 'manifest') checkImageManifest(parsed.manifest, 'the new manifest');
   const manifestDigest = await storeBytes(store, manifestBytes);
   if (o.ref) {
-    await store.setTagIfComplete(o.ref, { digest: manifestDigest }, { blobs: [o.configDigest, manifestDigest, ...o.layers.map((l) => l.digest)], layers: o.diffIds });
+    await store.setTagIfComplete(
+      o.ref,
+      { digest: manifestDigest },
+      { blobs: [o.configDigest, manifestDigest, ...o.layers.map((l) => l.digest)], layers: o.diffIds },
+    );
   }
   return manifestDigest;
 }
