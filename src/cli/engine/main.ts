@@ -131,6 +131,35 @@ export async function main(argv: string[]): Promise<number> {
       }),
     );
 
+  program
+    .command('tag')
+    .argument('<source>')
+    .argument('<target>')
+    .description('give a stored image another name (busybox finds localhost/busybox, as run does)')
+    .action(
+      act(async (source: string, target: string) => {
+        const { tagImage } = await import('../../image/tag.js');
+        await tagImage(store(), source, target);
+      }),
+    );
+
+  program
+    .command('push')
+    .argument('<image>')
+    .argument('[destination]', 'where to push (default: the name the image is stored under)')
+    .option('--insecure-registry <host>', 'allow plain http / unverified TLS for this registry (repeatable)', collect, [])
+    .option('-q, --quiet', 'print only the digest', false)
+    .description('push an image to a registry (the stored bytes: its digests stay the same)')
+    .action(
+      act(async (image: string, destination: string | undefined, o: { insecureRegistry: string[]; quiet: boolean }) => {
+        const { PushProgressView } = await import('./push-progress.js');
+        const { pushImage } = await import('../../image/push.js');
+        const view = new PushProgressView(process.stdout, o.quiet);
+        const r = await pushImage(store(), image, destination, { insecureRegistries: o.insecureRegistry, onProgress: (e) => view.handle(e) });
+        if (o.quiet) process.stdout.write(`${r.digest}\n`);
+      }),
+    );
+
   const images = (o: { quiet: boolean; format?: string }) => {
     const rows = listImages(store());
     if (o.quiet) process.stdout.write(rows.map((r) => `${r.id.slice(7, 19)}\n`).join(''));
@@ -250,14 +279,18 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('-u, --username <name>')
     .option('-p, --password <password>', 'the password (visible to other users in the process list: prefer --password-stdin)')
     .option('--password-stdin', 'read the password from stdin', false)
-    .description(`save credentials for a registry (in <root>/auth.json, mode 0600)`)
+    .option('--insecure-registry <host>', 'allow plain http / unverified TLS for this registry (repeatable)', collect, [])
+    .description(`check credentials with a registry and save them (in <root>/auth.json, mode 0600)`)
     .action(
-      act(async (registry: string, o: { username: string; password?: string; passwordStdin: boolean }) => {
+      act(async (registry: string, o: { username: string; password?: string; passwordStdin: boolean; insecureRegistry: string[] }) => {
         const { normalizeRegistryKey, saveCredentials } = await import('../../image/registry/credentials.js');
         const password = o.passwordStdin ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : o.password;
         if (!password) throw new TsrunError('ERR_INVALID_ARGUMENT', 'login needs a password: --password-stdin or -p');
+        // As docker does: the registry must accept them first (nothing is saved otherwise).
+        const { checkLogin } = await import('../../image/registry/client.js');
+        await checkLogin(registry, { username: o.username, password }, { insecureRegistries: o.insecureRegistry });
         const where = saveCredentials(normalizeRegistryKey(registry), { username: o.username, password }, { imageRoot: program.opts<{ root: string }>().root });
-        process.stdout.write(`credentials for ${registry} saved in ${where}\n`);
+        process.stdout.write(`Login Succeeded\ncredentials for ${registry} saved in ${where}\n`);
       }),
     );
 

@@ -8,6 +8,9 @@
 //      "expires_in"?, "issued_at"?}; tokens are cached per (realm, service, scope) until shortly
 //      before they expire, and concurrent requests for one scope share a single fetch.
 //   3. Basic: the credentials go on every request to the registry host.
+// A request may need several scopes at once (a push that mounts a blob from another
+// repository: "repository:b:pull,push" and "repository:a:pull"): each goes as its own `scope`
+// parameter, and the token is cached for that set.
 // Credentials and tokens are only ever sent over https, or plain http to a host the caller
 // allows plain http for (loopback or marked insecure).
 import { TsrunError, type TsrunCode, type TsrunErrorOptions } from '../../util/errors.js';
@@ -134,6 +137,15 @@ export interface RegistryAuthOptions {
   allowHttp: (host: string, hostname: string) => boolean;
   now?: () => number;
   clientId?: string;
+  /** What the caller is doing, for the hint of an "unauthorized" error (default "pull"). */
+  verb?: string;
+}
+
+/** One scope or several ("repository:a:pull,push", "repository:b:pull"). */
+export type Scopes = string | readonly string[];
+
+function scopeList(s: Scopes): string[] {
+  return (typeof s === 'string' ? [s] : [...s]).filter((x) => x !== '');
 }
 
 interface CachedToken {
@@ -178,7 +190,7 @@ export class RegistryAuth {
   }
 
   /** Forget a token that the registry refused (expired or revoked). */
-  invalidate(scope: string): void {
+  invalidate(scope: Scopes): void {
     if (this.bearer) this.tokens.delete(this.key(scope));
   }
 
@@ -187,7 +199,7 @@ export class RegistryAuth {
    * ("repository:library/busybox:pull"), or undefined when no challenge has been seen yet.
    * Fetches (and caches) a bearer token when needed.
    */
-  async authorization(scope: string): Promise<string | undefined> {
+  async authorization(scope: Scopes): Promise<string | undefined> {
     if (this.bearer) return (await this.token(scope)).header;
     if (this.basic) {
       if (!this.opts.credentials) throw this.unauthorized('the registry requires a login (HTTP Basic) and tsrun has no credentials for it');
@@ -204,15 +216,15 @@ export class RegistryAuth {
       'ERR_INVALID_ARGUMENT',
       `unauthorized: ${this.opts.registry}: ${why}${registryMessage ? ` (${registryMessage})` : ''} — ${have}${note}`,
       401,
-      { hint: `log in with \`tsrun login ${this.opts.registry}\` (or \`docker login\`), then pull again`, registryCode: 'UNAUTHORIZED' },
+      { hint: `log in with \`tsrun login ${this.opts.registry}\` (or \`docker login\`), then ${this.opts.verb ?? 'pull'} again`, registryCode: 'UNAUTHORIZED' },
     );
   }
 
-  private key(scope: string): string {
-    return `${this.bearer?.realm ?? ''}\n${this.bearer?.service ?? ''}\n${scope}`;
+  private key(scope: Scopes): string {
+    return `${this.bearer?.realm ?? ''}\n${this.bearer?.service ?? ''}\n${scopeList(scope).join(' ')}`;
   }
 
-  private async token(scope: string): Promise<CachedToken> {
+  private async token(scope: Scopes): Promise<CachedToken> {
     const key = this.key(scope);
     const cached = this.tokens.get(key);
     if (cached && cached.expiresAt > this.now()) return cached;
@@ -226,7 +238,8 @@ export class RegistryAuth {
     return t;
   }
 
-  private async fetchToken(scope: string): Promise<CachedToken> {
+  private async fetchToken(scope: Scopes): Promise<CachedToken> {
+    const scopes = scopeList(scope);
     const { realm, service } = this.bearer!;
     let url: URL;
     try {
@@ -248,12 +261,13 @@ export class RegistryAuth {
     if (creds?.identityToken) {
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: this.opts.clientId ?? 'tsrun' });
       if (service) form.set('service', service);
-      if (scope) form.set('scope', scope);
+      // RFC 6749: one space-separated list
+      if (scopes.length) form.set('scope', scopes.join(' '));
       headers['Content-Type'] = 'application/x-www-form-urlencoded';
       res = await this.opts.transport(url, { method: 'POST', headers, body: form.toString() });
     } else {
       if (service) url.searchParams.set('service', service);
-      if (scope) url.searchParams.append('scope', scope);
+      for (const s of scopes) url.searchParams.append('scope', s);
       if (creds && (creds.username || creds.password)) {
         headers.Authorization = basicAuthorization(creds);
         url.searchParams.set('account', creds.username);

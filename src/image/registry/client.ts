@@ -13,15 +13,20 @@
 // - Manifests are bounded (4 MiB) and verified against the digest asked for, or the
 //   Docker-Content-Digest header; blobs are streamed to the caller, who verifies them
 //   (ImageStore.putBlob).
+// - Uploads (push.ts drives them): upload sessions (POST), cross-repository mounts
+//   (POST ?mount=&from=), monolithic (PUT ?digest=) and chunked (PATCH with Content-Range)
+//   bodies streamed from a factory so that a retry can send them again, upload status (GET),
+//   and manifests (PUT). A client made with `push: true` asks for `pull,push` tokens.
+// - checkLogin(): what `tsrun login` asks before saving credentials (docker's login flow).
 import { createHash } from 'node:crypto';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { TsrunError, type TsrunErrorOptions } from '../../util/errors.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../manifest.js';
-import { validateDigest, type ImageReference } from '../reference.js';
-import { errorCode, errorText, parseWwwAuthenticate, RegistryAuth, RegistryError } from './auth.js';
-import type { RegistryCredentials } from './credentials.js';
+import { registryHostFor, validateDigest, type ImageReference } from '../reference.js';
+import { errorCode, errorText, parseWwwAuthenticate, RegistryAuth, RegistryError, type Scopes } from './auth.js';
+import { normalizeRegistryKey, type RegistryCredentials } from './credentials.js';
 
 export { RegistryError } from './auth.js';
 
@@ -61,6 +66,21 @@ export interface RegistryClientOptions {
   userAgent?: string;
   /** Extra CA certificates (PEM) to trust for https. */
   ca?: string | Buffer | (string | Buffer)[];
+  /** Ask for push access as well (tokens for `repository:NAME:pull,push`). */
+  push?: boolean;
+}
+
+/** An upload in progress: where to send the next request (the registry's Location). */
+export interface UploadSession {
+  url: URL;
+  /** OCI-Chunk-Min-Length: the smallest chunk (but the last) the registry takes. */
+  minChunk?: number;
+}
+
+/** A body that can be sent again (a retry, a redirect): a fresh stream per call. */
+export interface UploadBody {
+  size: number;
+  open: () => Readable;
 }
 
 export interface ManifestResponse {
@@ -171,9 +191,11 @@ function netError(e: unknown, what: string): RegistryError {
 }
 
 interface SendOptions {
-  method: 'GET' | 'HEAD' | 'POST';
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   headers: Record<string, string>;
-  body?: string;
+  /** A string or buffer, or a stream factory (uploads) whose length is `contentLength`. */
+  body?: string | Buffer | (() => Readable);
+  contentLength?: number;
   signal?: AbortSignal | undefined;
 }
 
@@ -213,7 +235,7 @@ export class RegistryClient {
         { hint: `mark it insecure (--insecure-registry ${this.host}) if you really mean to send images and credentials unencrypted` },
       );
     }
-    this.scope = `repository:${ref.path}:pull`;
+    this.scope = `repository:${ref.path}:${opts.push ? 'pull,push' : 'pull'}`;
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ...(opts.ca ? { ca: opts.ca } : {}) });
     this.insecureHttpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
@@ -223,6 +245,7 @@ export class RegistryClient {
       credentialNote: opts.credentialNote,
       transport: (url, init) => this.tokenRequest(url, init),
       allowHttp: (host) => plainHttpAllowed(host, this.insecureHosts),
+      ...(opts.push ? { verb: 'push' } : {}),
     });
   }
 
@@ -252,7 +275,9 @@ export class RegistryClient {
     const agent = isHttps ? (this.hostAllowsHttp(url) ? this.insecureHttpsAgent : this.httpsAgent) : this.httpAgent;
     const mod = isHttps ? https : http;
     const headers: Record<string, string> = { 'User-Agent': this.opts.userAgent ?? 'tsrun', ...o.headers };
-    if (o.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(o.body));
+    if (typeof o.body === 'function') headers['Content-Length'] = String(o.contentLength ?? 0);
+    else if (o.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(o.body));
+    else if (o.method === 'PUT' || o.method === 'PATCH' || o.method === 'POST') headers['Content-Length'] = '0';
     return new Promise((resolve, reject) => {
       const req = mod.request(url, { method: o.method, headers, agent, ...(o.signal ? { signal: o.signal } : {}) }, resolve);
       req.setTimeout(this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, () => {
@@ -262,7 +287,19 @@ export class RegistryClient {
         req.destroy(e);
       });
       req.on('error', reject);
-      req.end(o.body);
+      if (typeof o.body === 'function') {
+        let src: Readable;
+        try {
+          src = o.body();
+        } catch (e) {
+          req.destroy(e as Error);
+          return;
+        }
+        // The registry may answer (an error) before reading the whole body: stop reading then.
+        req.once('close', () => src.destroy());
+        src.once('error', (e) => req.destroy(e));
+        src.pipe(req);
+      } else req.end(o.body);
     });
   }
 
@@ -391,14 +428,16 @@ export class RegistryClient {
    * challenge and tries once more with fresh credentials. A retryable status is thrown as a
    * transient RegistryError.
    */
-  private async request(path: string, o: SendOptions): Promise<IncomingMessage> {
+  private async request(path: string | URL, o: SendOptions, scopes: Scopes = this.scope): Promise<IncomingMessage> {
     const { base } = await this.pingOnce();
     const url = new URL(path, base);
+    // An upload's Location may name another host: the registry's credentials never go there.
+    const ownHost = url.host === base.host;
     const sendOnce = (authorization: string | undefined) =>
-      this.sendFollowing(url, o, authorization).catch((e: unknown) => {
-        throw e instanceof RegistryError ? e : netError(e, `${o.method} ${url.href}`);
+      this.sendFollowing(url, o, ownHost ? authorization : undefined).catch((e: unknown) => {
+        throw e instanceof RegistryError ? e : netError(e, `${o.method} ${url.origin}${url.pathname}`);
       });
-    let authorization = await this.auth.authorization(this.scope);
+    let authorization = await this.auth.authorization(scopes);
     let { res, url: answered } = await sendOnce(authorization);
     if (res.statusCode === 401) {
       const body = await drain(res);
@@ -413,15 +452,15 @@ export class RegistryClient {
       }
       const challenges = parseWwwAuthenticate(String(header(res.headers, 'www-authenticate') ?? ''));
       const sentBasic = authorization?.startsWith('Basic ') ?? false;
-      this.auth.invalidate(this.scope);
+      this.auth.invalidate(scopes);
       if (!this.auth.learn(challenges)) throw this.auth.unauthorized('access denied (no usable WWW-Authenticate challenge)', errorText(body));
       if (sentBasic && this.auth.scheme === 'basic') throw this.auth.unauthorized('authentication failed', errorText(body));
-      authorization = await this.auth.authorization(this.scope);
+      authorization = await this.auth.authorization(scopes);
       if (authorization === undefined) throw this.auth.unauthorized('authentication required', errorText(body));
       ({ res } = await sendOnce(authorization));
       if (res.statusCode === 401) {
         const body2 = await drain(res);
-        this.auth.invalidate(this.scope);
+        this.auth.invalidate(scopes);
         throw this.auth.unauthorized('authentication failed', errorText(body2));
       }
     }
@@ -430,7 +469,7 @@ export class RegistryClient {
       const body = await drain(res);
       const e = new RegistryError(
         'ERR_INVALID_STATE',
-        `${this.displayName}: ${o.method} ${path} answered ${status}${errorText(body) ? `: ${errorText(body)}` : ''}`,
+        `${this.displayName}: ${o.method} ${typeof path === 'string' ? path : path.pathname} answered ${status}${errorText(body) ? `: ${errorText(body)}` : ''}`,
         status,
       );
       const ra = header(res.headers, 'retry-after');
@@ -455,7 +494,7 @@ export class RegistryClient {
     }
     if (status === 403) {
       return new RegistryError('ERR_INVALID_ARGUMENT', `${what}: access denied by ${this.host}${text ? ` (${text})` : ''}`, status, {
-        hint: `check that your account may pull ${this.displayName} (\`tsrun login ${this.host}\`)`,
+        hint: `check that your account may ${this.opts.push ? 'push to' : 'pull'} ${this.displayName} (\`tsrun login ${this.host}\`)`,
         ...(code ? { registryCode: code } : {}),
       });
     }
@@ -577,5 +616,229 @@ export class RegistryClient {
       }
       return bytes;
     }, opts.signal);
+  }
+  // ---- uploads (push) ----
+
+  /** Where an upload goes next: the Location of a 202 (relative to the registry), and its minimum chunk. */
+  private async sessionFrom(res: IncomingMessage, what: string): Promise<UploadSession> {
+    const loc = header(res.headers, 'location');
+    await drain(res);
+    if (!loc) throw new RegistryError('ERR_INVALID_STATE', `${what}: ${this.host} answered ${res.statusCode} without a Location`, res.statusCode ?? 0);
+    const { base } = await this.pingOnce();
+    const session: UploadSession = { url: new URL(loc, base) };
+    const min = Number(header(res.headers, 'oci-chunk-min-length'));
+    if (Number.isSafeInteger(min) && min > 0) session.minChunk = min;
+    return session;
+  }
+
+  /** The session after a PATCH or status: its new Location, or the same one. */
+  private async nextSession(res: IncomingMessage, session: UploadSession, what: string): Promise<UploadSession> {
+    if (!header(res.headers, 'location')) {
+      await drain(res);
+      return session;
+    }
+    const next = await this.sessionFrom(res, what);
+    if (session.minChunk !== undefined && next.minChunk === undefined) next.minChunk = session.minChunk;
+    return next;
+  }
+
+  /** POST /v2/<name>/blobs/uploads/: open an upload session. */
+  async startUpload(opts: { signal?: AbortSignal } = {}): Promise<UploadSession> {
+    const what = `start an upload to ${this.displayName}`;
+    return this.withRetry(async () => {
+      const res = await this.request(`/v2/${this.repository}/blobs/uploads/`, { method: 'POST', headers: {}, signal: opts.signal });
+      if (res.statusCode !== 202) throw await this.failure(res, what);
+      return this.sessionFrom(res, what);
+    }, opts.signal);
+  }
+
+  /**
+   * Cross-repository mount: POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<repo>, with a
+   * token that may also pull `from`. 201: the registry linked the blob; 202: it would not (or
+   * cannot), and opened an upload session instead, which the caller uses.
+   */
+  async mountBlob(digest: string, from: string, opts: { signal?: AbortSignal } = {}): Promise<{ mounted: true } | { mounted: false; session: UploadSession }> {
+    validateDigest(digest);
+    const what = `mount blob ${digest} from ${from} into ${this.displayName}`;
+    const path = `/v2/${this.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
+    return this.withRetry(async () => {
+      const res = await this.request(path, { method: 'POST', headers: {}, signal: opts.signal }, [this.scope, `repository:${from}:pull`]);
+      if (res.statusCode === 201) {
+        await drain(res);
+        return { mounted: true as const };
+      }
+      if (res.statusCode === 202) return { mounted: false as const, session: await this.sessionFrom(res, what) };
+      throw await this.failure(res, what);
+    }, opts.signal);
+  }
+
+  /**
+   * Finish an upload: PUT <session>?digest=<digest>, with the whole blob (a monolithic upload)
+   * or with no body after chunks. Not retried here: a broken body leaves the session in an
+   * unknown state, so the caller starts the blob again. Returns the digest the registry says.
+   */
+  async finishUpload(session: UploadSession, digest: string, body: UploadBody | undefined, opts: { signal?: AbortSignal } = {}): Promise<string> {
+    validateDigest(digest);
+    const url = new URL(session.url);
+    url.searchParams.set('digest', digest);
+    const res = await this.request(url, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/octet-stream' },
+      ...(body ? { body: body.open, contentLength: body.size } : {}),
+      signal: opts.signal,
+    });
+    if (res.statusCode !== 201 && res.statusCode !== 204) throw await this.failure(res, `upload blob ${digest} to ${this.displayName}`);
+    await drain(res);
+    const said = header(res.headers, 'docker-content-digest')?.trim();
+    if (said && said !== digest) {
+      throw new RegistryError('ERR_DIGEST_MISMATCH', `upload blob ${digest} to ${this.displayName}: the registry stored it as ${said}`, res.statusCode ?? 0);
+    }
+    return said ?? digest;
+  }
+
+  /**
+   * One chunk of a chunked upload: PATCH <session> with Content-Range start-end. Returns the
+   * next session and the registry's offset (its Range header + 1). Not retried here (see
+   * uploadStatus for resuming).
+   */
+  async patchUpload(
+    session: UploadSession,
+    start: number,
+    body: UploadBody,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<{ session: UploadSession; offset: number }> {
+    const what = `upload bytes ${start}-${start + body.size - 1} to ${this.displayName}`;
+    const res = await this.request(session.url, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${start}-${start + body.size - 1}` },
+      body: body.open,
+      contentLength: body.size,
+      signal: opts.signal,
+    });
+    if (res.statusCode !== 202 && res.statusCode !== 204) throw await this.failure(res, what);
+    const offset = parseRangeEnd(header(res.headers, 'range')) ?? start + body.size;
+    const next = await this.nextSession(res, session, what);
+    return { session: next, offset };
+  }
+
+  /** GET <session>: how many bytes the registry holds of an upload (to resume after a failure). */
+  async uploadStatus(session: UploadSession, opts: { signal?: AbortSignal } = {}): Promise<{ session: UploadSession; offset: number }> {
+    const what = `upload status at ${this.displayName}`;
+    return this.withRetry(async () => {
+      const res = await this.request(session.url, { method: 'GET', headers: {}, signal: opts.signal });
+      if (res.statusCode !== 204 && res.statusCode !== 200) throw await this.failure(res, what);
+      const offset = parseRangeEnd(header(res.headers, 'range')) ?? 0;
+      return { session: await this.nextSession(res, session, what), offset };
+    }, opts.signal);
+  }
+
+  /** DELETE <session>: abandon an upload (best effort). */
+  async cancelUpload(session: UploadSession): Promise<void> {
+    try {
+      const res = await this.request(session.url, { method: 'DELETE', headers: {} });
+      await drain(res);
+    } catch {
+      /* the registry expires abandoned uploads itself */
+    }
+  }
+
+  /**
+   * PUT a manifest or index, byte for byte, under a tag or its digest. Returns the digest the
+   * registry computed (Docker-Content-Digest), which must be the bytes' own.
+   */
+  async putManifest(reference: string, bytes: Buffer, mediaType: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (reference.includes(':')) {
+      validateDigest(reference);
+      if (reference !== digest) throw new TsrunError('ERR_DIGEST_MISMATCH', `manifest ${digest} cannot be pushed as ${reference}`);
+    }
+    const what = `manifest ${this.displayName}${reference.includes(':') ? '@' : ':'}${reference}`;
+    return this.withRetry(async () => {
+      const res = await this.request(`/v2/${this.repository}/manifests/${reference}`, {
+        method: 'PUT',
+        headers: { 'Content-Type': mediaType },
+        body: bytes,
+        signal: opts.signal,
+      });
+      if (res.statusCode !== 201 && res.statusCode !== 200 && res.statusCode !== 202) throw await this.failure(res, `push ${what}`);
+      await drain(res);
+      const said = header(res.headers, 'docker-content-digest')?.trim();
+      if (said && said !== digest) {
+        throw new RegistryError('ERR_DIGEST_MISMATCH', `push ${what}: the registry stored it as ${said}, not ${digest}`, res.statusCode ?? 0);
+      }
+      return digest;
+    }, opts.signal);
+  }
+
+  // ---- login ----
+
+  /**
+   * Are the credentials good? docker's login flow: GET /v2/; when it asks for Basic, GET it
+   * again with them; when it asks for a Bearer token, fetch one from its token server with
+   * them and no scope, and GET /v2/ with the token. Resolves to the scheme the registry uses
+   * ("none" when /v2/ needs no login); a refusal is "unauthorized: wrong username or password".
+   */
+  async checkLogin(opts: { signal?: AbortSignal } = {}): Promise<'none' | 'basic' | 'bearer'> {
+    await this.pingOnce();
+    try {
+      const res = await this.withRetry(() => this.request('/v2/', { method: 'GET', headers: {}, signal: opts.signal }, []), opts.signal);
+      if (res.statusCode !== 200) throw await this.failure(res, `log in to ${this.host}`);
+      await drain(res);
+    } catch (e) {
+      if (e instanceof RegistryError && e.status === 401) {
+        const where = this.displayName.replace(/\/$/, '');
+        throw new RegistryError('ERR_INVALID_ARGUMENT', `unauthorized: wrong username or password (${where} refused them)`, 401, {
+          cause: e,
+          registryCode: 'UNAUTHORIZED',
+        });
+      }
+      throw e;
+    }
+    return this.auth.scheme ?? 'none';
+  }
+}
+
+/** The end of a Range header ("0-1023", "bytes=0-1023") + 1: the bytes a registry holds. */
+export function parseRangeEnd(range: string | undefined): number | undefined {
+  const m = /^(?:bytes=)?(\d+)-(\d+)$/.exec(range?.trim() ?? '');
+  if (!m) return undefined;
+  const end = Number(m[2]);
+  return Number.isSafeInteger(end) ? end + 1 : undefined;
+}
+
+export interface LoginCheckOptions {
+  /** Registries (host[:port]) that may use plain http / unverified TLS; loopback always may. */
+  insecureRegistries?: readonly string[];
+  retries?: number;
+  retryBaseMs?: number;
+  timeoutMs?: number;
+  ca?: string | Buffer | (string | Buffer)[];
+  signal?: AbortSignal;
+}
+
+/**
+ * `tsrun login`'s check, before anything is saved (RegistryClient.checkLogin): resolves to the
+ * registry's auth scheme; rejects with "unauthorized: wrong username or password" or
+ * "cannot reach registry …".
+ */
+export async function checkLogin(registry: string, credentials: RegistryCredentials, opts: LoginCheckOptions = {}): Promise<'none' | 'basic' | 'bearer'> {
+  const key = normalizeRegistryKey(registry);
+  if (!key) throw new TsrunError('ERR_INVALID_ARGUMENT', 'login needs a registry host');
+  const host = registryHostFor(key);
+  const client = new RegistryClient(
+    { registryHost: host, path: '', domain: key },
+    {
+      credentials,
+      insecure: plainHttpAllowed(host, opts.insecureRegistries) || plainHttpAllowed(key, opts.insecureRegistries),
+      ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
+      ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}),
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+    },
+  );
+  try {
+    return await client.checkLogin(opts.signal ? { signal: opts.signal } : {});
+  } finally {
+    client.close();
   }
 }
