@@ -7,59 +7,16 @@
 //
 // Skipped with the reason when the engine cannot run, dpkg-deb is missing, or the image cannot
 // be built (e.g. no cache and no mirror). Scratch dirs come from tempDir (removed at the end).
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp-dir.js';
-import { type Engine, engineSkipReason, makeEngine, REPO_ROOT, type Result, show } from './helpers/engine.js';
+import { buildDebianImage, debianSkipReason, makeRepo } from './helpers/debian.js';
+import { type Engine, engineSkipReason, makeEngine, type Result, show } from './helpers/engine.js';
 
-const BUILD_SH = path.join(REPO_ROOT, 'images/debian/build.sh');
-const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const skip = engineSkipReason() ?? (has('dpkg-deb') ? null : 'dpkg-deb is missing (apt-get install dpkg)');
+const skip = engineSkipReason() ?? debianSkipReason();
 if (skip) console.warn(`[engine-debian.test] SKIPPED: ${skip}`);
 
 const APT_TIMEOUT = 180_000;
-
-/** A one-package apt repository in `dir`: tsrun-hello_1.0_all.deb and its Packages index. */
-function makeRepo(work: string, dir: string): void {
-  const pkg = path.join(work, 'tsrun-hello');
-  mkdirSync(path.join(pkg, 'DEBIAN'), { recursive: true });
-  mkdirSync(path.join(pkg, 'usr/bin'), { recursive: true });
-  writeFileSync(
-    path.join(pkg, 'DEBIAN/control'),
-    'Package: tsrun-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: tsrun tests <tests@tsrun.invalid>\nDescription: prints hello\n',
-  );
-  writeFileSync(path.join(pkg, 'usr/bin/tsrun-hello'), '#!/bin/sh\necho hello\n');
-  chmodSync(path.join(pkg, 'usr/bin/tsrun-hello'), 0o755);
-  mkdirSync(dir, { recursive: true });
-  const deb = 'tsrun-hello_1.0_all.deb';
-  const b = spawnSync('dpkg-deb', ['--root-owner-group', '--build', pkg, path.join(dir, deb)], { encoding: 'utf8' });
-  if (b.status !== 0) throw new Error(`dpkg-deb --build failed (${b.status}): ${b.stderr}`);
-  let packages: string;
-  const scan = has('dpkg-scanpackages') ? spawnSync('dpkg-scanpackages', ['.', '/dev/null'], { cwd: dir, encoding: 'utf8' }) : undefined;
-  if (scan?.status === 0 && scan.stdout.includes('Package: tsrun-hello')) {
-    packages = scan.stdout;
-  } else {
-    // dpkg-dev is not installed: the stanza dpkg-scanpackages would write.
-    const data = readFileSync(path.join(dir, deb));
-    const sum = (alg: string) => createHash(alg).update(data).digest('hex');
-    packages = [
-      'Package: tsrun-hello',
-      'Version: 1.0',
-      'Architecture: all',
-      'Maintainer: tsrun tests <tests@tsrun.invalid>',
-      `Filename: ./${deb}`,
-      `Size: ${data.length}`,
-      `MD5sum: ${sum('md5')}`,
-      `SHA256: ${sum('sha256')}`,
-      'Description: prints hello',
-      '',
-    ].join('\n');
-  }
-  writeFileSync(path.join(dir, 'Packages'), packages);
-}
 
 describe.skipIf(!!skip)('tsrun: install packages in a running Debian container and keep them', () => {
   let e: Engine;
@@ -74,14 +31,13 @@ describe.skipIf(!!skip)('tsrun: install packages in a running Debian container a
 
   beforeAll(async () => {
     e = makeEngine('tsrun-engine-debian');
-    const out = tempDir('tsrun-engine-debian-image-');
-    const b = spawnSync(BUILD_SH, [out], { encoding: 'utf8', timeout: 600_000 });
-    if (b.status !== 0 || !existsSync(path.join(out, 'debian-oci.tar'))) {
-      buildSkip = `images/debian/build.sh could not build the image (exit ${b.status ?? b.signal}): ${b.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+    const img = buildDebianImage(tempDir('tsrun-engine-debian-image-'));
+    if ('skip' in img) {
+      buildSkip = img.skip;
       console.warn(`[engine-debian.test] SKIPPED: ${buildSkip}`);
       return;
     }
-    await ok(['load', '-i', path.join(out, 'debian-oci.tar'), '-t', 'localhost/debian:12'], 300_000);
+    await ok(['load', '-i', img.archive, '-t', 'localhost/debian:12'], 300_000);
     const work = tempDir('tsrun-engine-debian-repo-');
     repo = path.join(work, 'repo');
     makeRepo(work, repo);
