@@ -36,6 +36,8 @@ export interface BuildOptions {
   /** Pull an image a FROM names that is not in the store (the CLI's pull with progress). */
   pullImage: (ref: string, platform?: string) => Promise<void>;
   onEvent: (e: BuildEvent) => void;
+  /** Aborted on ^C: the build stops before its next step (a running RUN is killed by the step). */
+  signal?: AbortSignal;
 }
 
 export type BuildEvent =
@@ -208,6 +210,7 @@ export class Builder {
       : [];
     this.total += onbuild.length;
     for (const ins of [...onbuild, ...stage.instructions]) {
+      if (this.o.signal?.aborted) throw Object.assign(new TsrunError('ERR_CHILD_FAILED', 'the build was interrupted'), { exitCode: 130 });
       this.announce(ins.text);
       try {
         await this.instruction(s, ins, all, stage);

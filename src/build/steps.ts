@@ -86,7 +86,26 @@ export async function runStep(
       spawner: (plan, cg, keep) => native.spawn(plan, cg, keep, stdio),
     });
     created = true;
-    const st = await native.waitPidAsync(r.pid);
+    // ^C or a stop of the build ends the step's container; the finally below then cleans up
+    // (no mount, cgroup or state left behind by an interrupted build).
+    let interrupted: NodeJS.Signals | undefined;
+    const stop = (sig: NodeJS.Signals) => {
+      interrupted = sig;
+      try {
+        process.kill(r.pid, 'SIGKILL');
+      } catch {
+        /* exited */
+      }
+    };
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    for (const sig of signals) process.on(sig, stop);
+    let st: Awaited<ReturnType<typeof native.waitPidAsync>>;
+    try {
+      st = await native.waitPidAsync(r.pid);
+    } finally {
+      for (const sig of signals) process.off(sig, stop);
+    }
+    if (interrupted) throw Object.assign(new TsrunError('ERR_CHILD_FAILED', `interrupted (${interrupted})`), { exitCode: 130 });
     if (st.code !== 0) {
       throw new TsrunError('ERR_CHILD_FAILED', `the command exited with status ${st.code}${st.signal ? ` (signal ${st.signal})` : ''}`);
     }

@@ -96,7 +96,12 @@ export function registerBuildCommand(program: Command, ctxOf: () => EngineContex
           }
         };
         const { buildImage } = await import('../../build/builder.js');
+        // ^C ends the build cleanly: the running step's container is killed, its mounts removed.
+        const abort = new AbortController();
+        const onSignal = () => abort.abort();
+        for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
         const r = await buildImage(ctx, {
+          signal: abort.signal,
           contextDir,
           containerfile: containerfile(resolve(contextDir), o.file),
           tags: o.tag,
@@ -115,6 +120,8 @@ export function registerBuildCommand(program: Command, ctxOf: () => EngineContex
             await pullImage(ctx.images, ref, { ...(platform ? { platform } : {}), onProgress: (ev) => view.handle(ev) });
           },
           onEvent,
+        }).finally(() => {
+          for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
         });
         if (dest) {
           const { saveImage } = await import('../../image/archive/save.js');
