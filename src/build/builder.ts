@@ -3,7 +3,7 @@
 // in-root copy onto them; both leave one layer (cached by parent, instruction and inputs).
 // The other instructions change the config. The result is an OCI image in the store, tagged,
 // with history and diff_ids; with SOURCE_DATE_EPOCH its layers and config are reproducible.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, posix } from 'node:path';
 import type { EngineContext } from '../engine/context.js';
 import { findLocalImage } from '../engine/image-lookup.js';
@@ -15,7 +15,7 @@ import { cacheKey, LayerCache } from './cache.js';
 import { execForm, type Instruction, keyValues, parseContainerfile, type Stage } from './containerfile.js';
 import { BuildContext, type Source } from './context.js';
 import { expand } from './expand.js';
-import { type CopyItem, copyStep, runStep, type StepOutput } from './steps.js';
+import { type CopyItem, copyStep, mkdirStep, runStep, type StepOutput, workdirExists } from './steps.js';
 import { mountStepRootfs } from './step-rootfs.js';
 
 export interface BuildOptions {
@@ -61,6 +61,8 @@ interface State {
   shell: string[];
   /** ARG values in scope (not persisted into the image). */
   args: Map<string, string>;
+  /** CMD set in this stage (an ENTRYPOINT resets only an inherited CMD). */
+  cmdSet?: boolean;
 }
 
 /** Usable in RUN without an ARG line, when given with --build-arg (docker's predefined ARGs). */
@@ -184,8 +186,9 @@ export class Builder {
     const r = img.resolved;
     const config = JSON.parse(this.ctx.images.readBlob(r.configDigest, 8 * 1024 * 1024).toString('utf8')) as Record<string, unknown>;
     const body = ((config.config as ImageConfigBody | undefined) ?? {}) as State['body'];
-    delete config.config;
     const history = Array.isArray(config.history) ? (config.history as State['history']) : [];
+    // What the build rewrites lives in the state (body, layers, history), not in the base's copy.
+    for (const k of ['config', 'history', 'rootfs', 'created', 'container', 'container_config']) delete config[k];
     return {
       config,
       body,
@@ -256,7 +259,8 @@ export class Builder {
         return;
       case 'ENV':
         onlyFlags();
-        for (const [k, v] of keyValues(ins.args, ins.line, 'ENV')) setEnv(s.body, k, expand(v, scope(s)));
+        // Every value of one ENV sees the environment before it (docker: `ENV abc=bye def=$abc`).
+        for (const [k, v] of keyValues(ins.args, ins.line, 'ENV')) setEnv(s.body, k, expand(v, vars));
         this.history(s, `ENV ${ins.args}`, true);
         return;
       case 'LABEL':
@@ -272,7 +276,15 @@ export class Builder {
         onlyFlags();
         const w = x(ins.args);
         s.body.WorkingDir = posix.normalize(w.startsWith('/') ? w : posix.join(s.body.WorkingDir || '/', w));
-        this.history(s, `WORKDIR ${w}`, true);
+        // Made when missing, as docker does: a layer with the directory, or none when it exists.
+        if (workdirExists(this.ctx, s.diffIds, s.body.WorkingDir)) this.history(s, `WORKDIR ${s.body.WorkingDir}`, true);
+        else
+          await this.layerStep(
+            s,
+            { workdir: s.body.WorkingDir },
+            () => mkdirStep(this.ctx, { diffIds: s.diffIds, path: s.body.WorkingDir!, layer: this.layerOpts() }),
+            `WORKDIR ${s.body.WorkingDir}`,
+          );
         return;
       }
       case 'USER':
@@ -286,8 +298,11 @@ export class Builder {
         const argv = execForm(ins.args) ?? [...s.shell, ins.args];
         if (ins.keyword === 'ENTRYPOINT') {
           s.body.Entrypoint = argv;
-          if (!stage.instructions.some((i) => i.keyword === 'CMD' && i.line > ins.line)) s.body.Cmd = null; // docker: ENTRYPOINT resets an inherited CMD
-        } else s.body.Cmd = argv;
+          if (!s.cmdSet) s.body.Cmd = null; // docker: an ENTRYPOINT resets a CMD inherited from the base
+        } else {
+          s.body.Cmd = argv;
+          s.cmdSet = true;
+        }
         this.history(s, `${ins.keyword} ${JSON.stringify(argv)}`, true);
         return;
       }
@@ -404,7 +419,8 @@ export class Builder {
             sources.push(await download(w, staging));
           } else sources.push(...this.context.resolve(w, ins.line));
         }
-        items = sources.map((source) => (source.hostPath.startsWith(`${staging}/`) ? { source } : { source, keep: this.context.keep }));
+        // A file from a URL is copied as it is (docker never extracts a remote archive).
+        items = sources.map((source) => (source.hostPath.startsWith(`${staging}/`) ? { source, extract: false } : { source, keep: this.context.keep }));
         contentKey = `${this.context.digest(sources.filter((x) => !x.hostPath.startsWith(`${staging}/`)))}|${new BuildContext(staging).digest(sources.filter((x) => x.hostPath.startsWith(`${staging}/`)).map((x) => ({ ...x, rel: basename(x.hostPath) })))}`;
       }
       await this.layerStep(
@@ -457,10 +473,25 @@ export class Builder {
     }
   }
 
+  /**
+   * An identical build (same layers, config and history) gives the same image id, as docker's
+   * cached builds do: the created time of its first build is reused. SOURCE_DATE_EPOCH fixes it anyway.
+   */
+  private stableCreated(s: State, body: unknown): string {
+    if (this.o.sourceDateEpoch !== undefined) return this.created;
+    const key = `image-${cacheKey({ body, diffIds: s.diffIds, history: s.history.map((h) => ({ ...h, created: undefined })), config: s.config })}`;
+    const previous = this.cache.getText(key);
+    if (previous) return previous;
+    this.cache.putText(key, this.created);
+    return this.created;
+  }
+
   private async commit(s: State): Promise<BuildResult> {
     const body = { ...s.body, Labels: { ...(s.body.Labels ?? {}), ...this.o.labels } };
     if (!Object.keys(body.Labels).length) delete (body as Record<string, unknown>).Labels;
-    const config = { ...s.config, created: this.created, config: body, rootfs: { type: 'layers', diff_ids: s.diffIds }, history: s.history };
+    const created = this.stableCreated(s, body);
+    const history = s.history.map((h) => (h.created === this.created ? { ...h, created } : h));
+    const config = { ...s.config, created, config: body, rootfs: { type: 'layers', diff_ids: s.diffIds }, history };
     const bytes = Buffer.from(JSON.stringify(config));
     parseImageConfig(bytes, 'the built image config');
     const configDigest = await storeBytes(this.ctx.images, bytes);
@@ -507,7 +538,6 @@ async function download(url: string, staging: string): Promise<Source> {
     );
   }
   if (!res.ok) throw new TsrunError('ERR_SYSCALL', `ADD ${url}: the server answered ${res.status}`);
-  const { writeFileSync } = await import('node:fs');
   writeFileSync(path, Buffer.from(await res.arrayBuffer()), { mode: 0o600 });
   return { hostPath: path, rel: name, isDir: false };
 }

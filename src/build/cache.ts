@@ -29,6 +29,20 @@ export class LayerCache {
     return undefined;
   }
 
+  /** A small text value under a key (the created time of a built image). */
+  getText(key: string): string | undefined {
+    try {
+      return readFileSync(join(this.dir, `${key}.txt`), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  putText(key: string, value: string): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writeFileAtomic(join(this.dir, `${key}.txt`), value, 0o600, false);
+  }
+
   put(key: string, layer: StoredLayer): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     writeFileAtomic(join(this.dir, `${key}.json`), JSON.stringify(layer), 0o600, false);

@@ -139,7 +139,7 @@ export function execForm(args: string): string[] | undefined {
 /** KEY=VALUE pairs (quotes and backslash escapes as the Dockerfile reference has them), or the legacy "KEY VALUE". */
 export function keyValues(args: string, line: number, what: string): Array<[string, string]> {
   const out: Array<[string, string]> = [];
-  if (!/^[^\s=]+=/.test(args)) {
+  if (!/^("[^"]*"|'[^']*'|[^\s=])+=/.test(args)) {
     const m = /^(\S+)\s+([\s\S]*)$/.exec(args.trim());
     if (!m) throw fail(line, `${what} takes KEY=VALUE`);
     return [[m[1]!, m[2]!]];
@@ -150,7 +150,16 @@ export function keyValues(args: string, line: number, what: string): Array<[stri
     while (i < s.length && /\s/.test(s[i]!)) i++;
     if (i >= s.length) break;
     let key = '';
-    while (i < s.length && s[i] !== '=' && !/\s/.test(s[i]!)) key += s[i++];
+    while (i < s.length && s[i] !== '=' && !/\s/.test(s[i]!)) {
+      const q = s[i]!;
+      if (q === '"' || q === "'") {
+        // a quoted key: LABEL "com.example.vendor"="ACME" (the reference's own example)
+        i++;
+        while (i < s.length && s[i] !== q) key += s[i++];
+        if (s[i] !== q) throw fail(line, `${what}: unterminated quote`);
+        i++;
+      } else key += s[i++];
+    }
     if (s[i] !== '=') throw fail(line, `${what}: "${key}" has no value (KEY=VALUE)`);
     i++;
     let value = '';
@@ -159,13 +168,17 @@ export function keyValues(args: string, line: number, what: string): Array<[stri
       if (c === '"' || c === "'") {
         i++;
         while (i < s.length && s[i] !== c) {
-          if (c === '"' && s[i] === '\\' && i + 1 < s.length) i++;
+          if (c === '"' && s[i] === '\\' && i + 1 < s.length) {
+            // \$ stays escaped for the variable expansion after; other escapes are resolved here
+            if (s[i + 1] === '$') value += '\\';
+            i++;
+          }
           value += s[i++];
         }
         if (s[i] !== c) throw fail(line, `${what}: unterminated quote`);
         i++;
       } else if (c === '\\' && i + 1 < s.length) {
-        value += s[i + 1];
+        value += s[i + 1] === '$' ? '\\$' : s[i + 1];
         i += 2;
       } else {
         value += c;

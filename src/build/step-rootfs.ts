@@ -3,7 +3,7 @@
 // Made in the store's tmp/ (garbage after a crash, swept by `image prune`), removed after.
 import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { overlayOptions } from '../image/rootfs.js';
+import { overlayOptions, uniqueLayers } from '../image/rootfs.js';
 import type { ImageStore } from '../image/store/store.js';
 import { native } from '../native/index.js';
 import { isErrno, wrap } from '../util/errors.js';
@@ -41,7 +41,9 @@ export function mountStepRootfs(store: ImageStore, diffIds: string[]): StepRootf
   };
   try {
     // Layers named by held fds (as rootfs.ts does): ~230 fit in the one page of mount options.
-    const fds = (diffIds.length ? diffIds.map((d) => store.layout.layerRoot(d)) : [empty]).map((p) => openSync(p, constants.O_RDONLY | constants.O_DIRECTORY));
+    const fds = (diffIds.length ? uniqueLayers(diffIds).map((d) => store.layout.layerRoot(d)) : [empty]).map((p) =>
+      openSync(p, constants.O_RDONLY | constants.O_DIRECTORY),
+    );
     try {
       native.mount(
         'overlay',

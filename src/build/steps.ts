@@ -125,6 +125,8 @@ export interface CopyItem {
   source: Source;
   /** Keep this entry (.dockerignore), by host path. */
   keep?: (hostPath: string) => boolean;
+  /** ADD: false for a file fetched from a URL (never extracted). */
+  extract?: boolean;
 }
 
 /** Make `rel` (and its parents) a directory in the root when missing, never changing an existing one. */
@@ -177,7 +179,7 @@ export async function copyStep(
     else ensureDir(fs.merged, posix.dirname(d.rel) === '.' ? '' : posix.dirname(d.rel));
     for (const item of o.items) {
       const s = item.source;
-      if (o.extractTars && !s.isDir && isTar(s.hostPath)) {
+      if (o.extractTars && item.extract !== false && !s.isDir && isTar(s.hostPath)) {
         await extractTar(fs.merged, d.rel, s.hostPath);
         continue;
       }
@@ -230,5 +232,35 @@ async function extractTar(root: string, destRel: string, tarPath: string): Promi
   } finally {
     if (destFd >= 0) native.closeFd(destFd);
     native.closeFd(rootFd);
+  }
+}
+
+/** Whether `path` is a directory in the stage's root (resolved in-root). */
+export function workdirExists(ctx: EngineContext, diffIds: string[], path: string): boolean {
+  if (path === '/' || !diffIds.length) return path === '/';
+  const fs = mountStepRootfs(ctx.images, diffIds);
+  try {
+    const rootFd = native.openRoot(fs.merged);
+    try {
+      native.closeFd(native.openInRoot(rootFd, path.replace(/^\/+/, ''), native.inRootFlags.O_PATH | native.inRootFlags.O_DIRECTORY));
+      return true;
+    } catch {
+      return false;
+    } finally {
+      native.closeFd(rootFd);
+    }
+  } finally {
+    fs.remove();
+  }
+}
+
+/** WORKDIR of a missing directory: a layer that makes it (root-owned, 0755, as docker). */
+export async function mkdirStep(ctx: EngineContext, o: { diffIds: string[]; path: string; layer: LayerOptions }): Promise<StoredLayer> {
+  const fs = mountStepRootfs(ctx.images, o.diffIds);
+  try {
+    ensureDir(fs.merged, o.path.replace(/^\/+/, ''));
+    return await storeLayerFromUpper(ctx.images, fs.upper, MediaType.OciLayerGzip, o.layer.mtime !== undefined ? { mtime: o.layer.mtime } : {});
+  } finally {
+    fs.remove();
   }
 }

@@ -104,6 +104,10 @@ export interface ImageConfigBody {
   WorkingDir?: string;
   Labels?: Record<string, string>;
   StopSignal?: string;
+  /** docker's extensions of the config, kept as the image has them (HEALTHCHECK, ONBUILD, SHELL). */
+  Healthcheck?: Record<string, unknown>;
+  OnBuild?: string[] | null;
+  Shell?: string[];
 }
 
 export interface ImageConfig {
@@ -332,6 +336,9 @@ function parseConfigBody(v: unknown, what: string): ImageConfigBody {
     out[k] = v[k];
   }
   if (v.Labels !== undefined && v.Labels !== null) out.Labels = checkStringMap(v.Labels, `${what}.Labels`);
+  if (isObject(v.Healthcheck)) out.Healthcheck = v.Healthcheck;
+  if (v.OnBuild !== undefined && v.OnBuild !== null) out.OnBuild = checkStringArray(v.OnBuild, `${what}.OnBuild`, 1024);
+  if (v.Shell !== undefined && v.Shell !== null) out.Shell = checkStringArray(v.Shell, `${what}.Shell`, 64);
   return out;
 }
 

@@ -51,6 +51,15 @@ function isMounted(path: string): boolean {
   return mi.split('\n').some((l) => l.split(' ')[4] === path);
 }
 
+/**
+ * Layers bottom to top with repeats dropped but the topmost: overlayfs refuses one directory
+ * twice among its lowers (two RUN steps that changed nothing share the empty layer), and the
+ * topmost copy of an identical layer shows exactly what both would.
+ */
+export function uniqueLayers(diffIds: string[]): string[] {
+  return diffIds.filter((d, i) => diffIds.indexOf(d, i + 1) < 0);
+}
+
 export function rootfsPaths(store: ImageStore, id: string): ContainerRootfs {
   validateId(id);
   const dir = store.layout.container(id);
@@ -77,7 +86,7 @@ export function mountRootfs(store: ImageStore, id: string, diffIds: string[], o:
     throw new TsrunError('ERR_CONTAINER_EXISTS', `a root filesystem for container ${id} already exists at ${dir}`, { hint: 'remove the old container first' });
   }
   // The kernel resolves these magic links while mounting, in this process: fds suffice.
-  const fds = diffIds.map((d) => openSync(store.layout.layerRoot(d), constants.O_RDONLY | constants.O_DIRECTORY));
+  const fds = uniqueLayers(diffIds).map((d) => openSync(store.layout.layerRoot(d), constants.O_RDONLY | constants.O_DIRECTORY));
   try {
     const data = overlayOptions(
       fds.map((fd) => `/proc/self/fd/${fd}`),

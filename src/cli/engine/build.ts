@@ -84,6 +84,7 @@ export function registerBuildCommand(program: Command, ctxOf: () => EngineContex
         if (epoch !== undefined && !(Number.isInteger(epoch) && epoch >= 0))
           throw new TsrunError('ERR_INVALID_ARGUMENT', `SOURCE_DATE_EPOCH=${epochText}: seconds since the epoch`);
         const dest = o.output ? parseOutput(o.output) : undefined;
+        if (!existsSync(contextDir)) throw new TsrunError('ERR_INVALID_ARGUMENT', `build context ${resolve(contextDir)}: no such directory`);
         const say = (s: string) => {
           if (!o.quiet) process.stdout.write(s);
         };
