@@ -70,7 +70,9 @@ const PREDEFINED_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy
 
 function stepError(ins: Instruction, e: unknown): TsrunError {
   const err = e instanceof TsrunError ? e : wrap(e, '');
-  err.message = `Containerfile line ${ins.line}: ${ins.text}: ${err.message.replace(/^: /, '')}`;
+  // A message that already names its line (the context's) is not prefixed twice.
+  const own = err.message.replace(/^: /, '').replace(new RegExp(`^Containerfile line ${ins.line}: `), '');
+  err.message = `Containerfile line ${ins.line}: ${ins.text}: ${own}`;
   return err;
 }
 
