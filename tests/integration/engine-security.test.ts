@@ -9,27 +9,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CAPABILITIES, capMask, readLastCap } from '../../src/linux/capabilities.js';
 import { type Engine, engineSkipReason, leftovers, makeEngine, type Result, show } from './helpers/engine.js';
+import { DOCKER_CAPS } from '../helpers/docker-caps.js';
 
 const skip = engineSkipReason();
 if (skip) console.warn(`[engine-security.test] SKIPPED: ${skip}`);
 
-/** docker's default capabilities (moby oci/caps/defaults.go), written out here, not imported. */
-const DOCKER_CAPS = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
 const CAP_SYS_ADMIN_BIT = 1n << 21n;
 
 const hex = (m: bigint) => m.toString(16).padStart(16, '0');

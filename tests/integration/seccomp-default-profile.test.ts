@@ -9,27 +9,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultSeccompProfile } from '../../src/engine/seccomp-profile.js';
 import { type BaseBundle, buildBaseBundle, cleanupAll, makeBundle, oci, ociSkipReason, removeScratch, show } from './helpers/bundle.js';
+import { DOCKER_CAPS } from '../helpers/docker-caps.js';
 
 const skipReason = ociSkipReason();
 if (skipReason) console.warn(`[seccomp-default-profile.test] SKIPPED: ${skipReason}`);
 
-/** docker's 14 default capabilities. */
-const DOCKER_CAPS = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
 const WITH_SYS_ADMIN = [...DOCKER_CAPS, 'CAP_SYS_ADMIN'];
 
 /** Whether the host lets a process without CAP_SYS_ADMIN create a user namespace. */

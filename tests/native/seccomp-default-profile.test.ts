@@ -8,23 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultSeccompProfile, seccompSyscallNames } from '../../src/engine/seccomp-profile.js';
 import { CAPABILITIES } from '../../src/linux/capabilities.js';
 import { compileSeccomp, seccompConstants } from '../../src/linux/seccomp.js';
-
-const DOCKER_CAPS = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
+import { DOCKER_CAPS } from '../helpers/docker-caps.js';
 
 /**
  * Names in the template that libseccomp 2.5.4 (Debian 12's 2.5.4-1+deb12u1) cannot resolve:

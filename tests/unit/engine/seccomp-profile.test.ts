@@ -2,24 +2,8 @@ import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { defaultSeccompProfile, seccompSyscallNames } from '../../../src/engine/seccomp-profile.js';
 import type { Seccomp, SeccompSyscall } from '../../../src/spec/types.js';
+import { DOCKER_CAPS } from '../../helpers/docker-caps.js';
 
-/** docker's 14 default capabilities (moby oci/caps/defaults.go). */
-const DOCKER_CAPS = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
 const KERNEL = '6.1.0-18-amd64';
 const render = (caps: string[], over: { arch?: string; kernel?: string } = {}) =>
   defaultSeccompProfile({ capabilities: caps, arch: 'x64', kernel: KERNEL, ...over });
