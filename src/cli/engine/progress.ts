@@ -1,8 +1,7 @@
 // Pull progress for people: one bar per layer, redrawn in place on a terminal; one line per
 // event otherwise (logs, CI), so output stays greppable.
 import type { PullLayerInfo, PullProgress } from '../../image/pull.js';
-
-const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
+import { BarView, shortDigest, progressBar } from './bar-view.js';
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KB', 'MB', 'GB'];
@@ -22,29 +21,9 @@ interface Row {
   note: string;
 }
 
-export class PullProgressView {
-  private rows: Row[] = [];
-  private drawn = 0;
-  private last = 0;
-
-  constructor(
-    private readonly out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
-    private readonly quiet = false,
-  ) {}
-
-  private get tty(): boolean {
-    return !!this.out.isTTY;
-  }
-
-  private line(s: string): void {
-    if (!this.quiet) this.out.write(`${s}\n`);
-  }
-
-  private bar(r: Row): string {
-    const width = 30;
-    const total = r.layer.size || 1;
-    const frac = r.state === 'done' || r.state === 'exists' ? 1 : Math.min(1, r.bytes / total);
-    const fill = Math.round(frac * width);
+export class PullProgressView extends BarView<Row> {
+  protected bar(r: Row): string {
+    const frac = r.state === 'done' || r.state === 'exists' ? 1 : r.bytes / (r.layer.size || 1);
     const label =
       r.state === 'exists'
         ? 'already present'
@@ -53,18 +32,7 @@ export class PullProgressView {
           : r.state === 'waiting'
             ? 'waiting'
             : `${formatBytes(r.bytes)} / ${formatBytes(r.layer.size)}${r.note ? ` ${r.note}` : ''}`;
-    return `${short(r.layer.digest)} [${'='.repeat(fill)}${fill < width ? '>' : ''}${' '.repeat(Math.max(0, width - fill - 1))}] ${label}`;
-  }
-
-  private redraw(force = false): void {
-    if (!this.tty || this.quiet) return;
-    const now = Date.now();
-    if (!force && now - this.last < 100) return;
-    this.last = now;
-    let s = this.drawn ? `\x1b[${this.drawn}A` : '';
-    for (const r of this.rows) s += `\x1b[2K${this.bar(r)}\n`;
-    this.drawn = this.rows.length;
-    this.out.write(s);
+    return progressBar(r.layer.digest, frac, label);
   }
 
   private row(l: PullLayerInfo): Row {
@@ -80,7 +48,7 @@ export class PullProgressView {
         return;
       case 'started':
         this.row(e.layer).state = 'pulling';
-        if (!this.tty) this.line(`layer ${short(e.layer.digest)}: pulling ${formatBytes(e.layer.size)}`);
+        if (!this.tty) this.line(`layer ${shortDigest(e.layer.digest)}: pulling ${formatBytes(e.layer.size)}`);
         break;
       case 'bytes':
         this.row(e.layer).bytes = e.bytes;
@@ -89,18 +57,18 @@ export class PullProgressView {
         const r = this.row(e.layer);
         r.state = 'done';
         r.note = `(${e.files} files, ${formatBytes(e.unpackedSize)} unpacked)`;
-        if (!this.tty) this.line(`layer ${short(e.layer.digest)}: done ${r.note}`);
+        if (!this.tty) this.line(`layer ${shortDigest(e.layer.digest)}: done ${r.note}`);
         break;
       }
       case 'skipped-exists':
         this.row(e.layer).state = 'exists';
-        if (!this.tty) this.line(`layer ${short(e.layer.digest)}: already present`);
+        if (!this.tty) this.line(`layer ${shortDigest(e.layer.digest)}: already present`);
         break;
       case 'retrying': {
         const r = this.row(e.layer);
         r.state = 'retrying';
         r.note = `(retry ${e.attempt}: ${e.error})`;
-        if (!this.tty) this.line(`layer ${short(e.layer.digest)}: retry ${e.attempt}: ${e.error}`);
+        if (!this.tty) this.line(`layer ${shortDigest(e.layer.digest)}: retry ${e.attempt}: ${e.error}`);
         break;
       }
       case 'warning':

@@ -3,8 +3,7 @@
 // silently, as docker does.
 import type { PushBlobInfo, PushProgress } from '../../image/push.js';
 import { formatBytes } from './progress.js';
-
-const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
+import { BarView, shortDigest, type ProgressOut, progressBar } from './bar-view.js';
 
 interface Row {
   blob: PushBlobInfo;
@@ -13,32 +12,19 @@ interface Row {
   note: string;
 }
 
-export class PushProgressView {
-  private rows: Row[] = [];
-  private drawn = 0;
-  private last = 0;
-
+export class PushProgressView extends BarView<Row> {
   constructor(
-    private readonly out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
-    private readonly quiet = false,
+    out: ProgressOut,
+    quiet = false,
     /** Warnings go here, even with -q. */
     private readonly err: NodeJS.WritableStream = process.stderr,
-  ) {}
-
-  private get tty(): boolean {
-    return !!this.out.isTTY;
+  ) {
+    super(out, quiet);
   }
 
-  private line(s: string): void {
-    if (!this.quiet) this.out.write(`${s}\n`);
-  }
-
-  private bar(r: Row): string {
-    const width = 30;
-    const total = r.blob.size || 1;
+  protected bar(r: Row): string {
     const finished = r.state === 'pushed' || r.state === 'exists' || r.state === 'mounted';
-    const frac = finished ? 1 : Math.min(1, r.bytes / total);
-    const fill = Math.round(frac * width);
+    const frac = finished ? 1 : r.bytes / (r.blob.size || 1);
     const label =
       r.state === 'exists'
         ? 'layer already exists'
@@ -49,18 +35,7 @@ export class PushProgressView {
             : r.state === 'waiting'
               ? 'waiting'
               : `${formatBytes(r.bytes)} / ${formatBytes(r.blob.size)}${r.note ? ` ${r.note}` : ''}`;
-    return `${short(r.blob.digest)} [${'='.repeat(fill)}${fill < width ? '>' : ''}${' '.repeat(Math.max(0, width - fill - 1))}] ${label}`;
-  }
-
-  private redraw(force = false): void {
-    if (!this.tty || this.quiet) return;
-    const now = Date.now();
-    if (!force && now - this.last < 100) return;
-    this.last = now;
-    let s = this.drawn ? `\x1b[${this.drawn}A` : '';
-    for (const r of this.rows) s += `\x1b[2K${this.bar(r)}\n`;
-    this.drawn = this.rows.length;
-    this.out.write(s);
+    return progressBar(r.blob.digest, frac, label);
   }
 
   private row(b: PushBlobInfo): Row | undefined {
@@ -80,7 +55,7 @@ export class PushProgressView {
       return;
     }
     if (e.type === 'manifest') {
-      if (!this.tty) this.line(`manifest ${short(e.digest)}${e.platform ? ` (${e.platform})` : ''}: ${e.existed ? 'already exists' : 'pushed'}`);
+      if (!this.tty) this.line(`manifest ${shortDigest(e.digest)}${e.platform ? ` (${e.platform})` : ''}: ${e.existed ? 'already exists' : 'pushed'}`);
       return;
     }
     if (e.type === 'pushed') {
@@ -90,7 +65,7 @@ export class PushProgressView {
     }
     const r = this.row(e.blob);
     if (!r) return; // a config
-    const name = `layer ${short(e.blob.digest)}`;
+    const name = `layer ${shortDigest(e.blob.digest)}`;
     switch (e.type) {
       case 'exists':
         r.state = 'exists';
