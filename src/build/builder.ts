@@ -3,7 +3,7 @@
 // in-root copy onto them; both leave one layer (cached by parent, instruction and inputs).
 // The other instructions change the config. The result is an OCI image in the store, tagged,
 // with history and diff_ids; with SOURCE_DATE_EPOCH its layers and config are reproducible.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, posix } from 'node:path';
 import type { EngineContext } from '../engine/context.js';
 import { findLocalImage } from '../engine/image-lookup.js';
@@ -466,7 +466,7 @@ export class Builder {
       for (const [i, w] of words.entries()) {
         const out = join(staging, String(i));
         await copyOut(root.merged, w, out, { followLink: true, keepSetid: true });
-        const isDir = readFileSyncIsDir(out);
+        const isDir = lstatSync(out).isDirectory();
         items.push({ source: { hostPath: out, rel: posix.basename(w) || '.', isDir } });
       }
       return items;
@@ -511,15 +511,6 @@ export class Builder {
     }
     this.o.onEvent({ kind: 'done', id: configDigest, tags: refs });
     return { id: configDigest, manifestDigest, tags: refs };
-  }
-}
-
-function readFileSyncIsDir(p: string): boolean {
-  try {
-    readFileSync(p);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EISDIR';
   }
 }
 

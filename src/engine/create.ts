@@ -339,7 +339,3 @@ function uniqueRandomName(ctx: EngineContext): string {
   }
   return `tsrun_${ctx.containers.newId().slice(0, 12)}`;
 }
-
-export function readSpec(ctx: EngineContext, id: string): Spec {
-  return JSON.parse(readFileSync(join(ctx.containers.dir(id), 'config.json'), 'utf8')) as Spec;
-}

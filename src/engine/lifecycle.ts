@@ -1,15 +1,13 @@
 // stop, kill, wait, rm, pause/unpause, cleanup: the engine's verbs over a container record,
 // through the same runtime core as tsrun-oci. Waiting never holds the container's lock.
-import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { removeRootfs, unmountRootfs } from '../image/rootfs.js';
-import { MONITOR_FILES } from '../native/monitor-protocol.js';
 import { deleteContainer as runtimeDelete, killContainer, pauseContainer, resumeContainer } from '../runtime/lifecycle.js';
 import { parseSignal } from '../runtime/signals.js';
 import { TsrunError } from '../util/errors.js';
 import type { ContainerRecord } from './container-store.js';
 import { type ContainerState, containerState } from './container-state.js';
 import type { EngineContext } from './context.js';
+import { monitorAlive } from './monitor.js';
 
 const POLL_MS = 10;
 const KILL_WAIT_MS = 10_000;
@@ -84,10 +82,7 @@ export async function waitContainer(ctx: EngineContext, ref: string): Promise<nu
       throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `container ${rec.name} was removed while waiting`);
     }
     if (st.status === 'exited' || st.status === 'dead') return st.exitCode;
-    if (st.status === 'created' && !rec.monitor) {
-      // docker waits for a created container to run and exit; so do we, polling.
-    }
-    await sleep(50);
+    await sleep(50); // a created container is waited for until it has run and exited (docker)
   }
 }
 
@@ -101,14 +96,15 @@ export interface RemoveOptions {
 async function removeDown(ctx: EngineContext, rec: ContainerRecord, o: RemoveOptions): Promise<void> {
   rec.phase = 'removing';
   ctx.containers.write(rec);
-  if (rec.monitor) {
+  // A monitor still alive (stuck draining) goes with the container; its pid is checked by start time.
+  if (monitorAlive(rec.monitor)) {
     try {
-      process.kill(rec.monitor.pid, 0);
-      if (containerState(ctx, { ...rec, phase: 'created' }).monitorAlive) process.kill(rec.monitor.pid, 'SIGKILL');
+      process.kill(rec.monitor!.pid, 'SIGKILL');
     } catch {
-      /* gone */
+      /* exited meanwhile */
     }
   }
+
   if (ctx.runtime.store.ids().includes(rec.id)) await runtimeDelete(ctx.runtime, rec.id, true);
   removeRootfs(ctx.images, rec.id);
   ctx.containers.removeDir(rec.id);
@@ -199,12 +195,4 @@ export function layersInUse(ctx: EngineContext): Set<string> {
 /** Manifests of the images containers were made from: prune keeps them (commit and inspect need them). */
 export function manifestsInUse(ctx: EngineContext): Set<string> {
   return new Set(ctx.containers.all().map((c) => c.manifestDigest));
-}
-
-export function exitRecordExists(ctx: EngineContext, id: string): boolean {
-  return existsSync(join(ctx.containers.dir(id), MONITOR_FILES.exit));
-}
-
-export function removeExitRecord(ctx: EngineContext, id: string): void {
-  rmSync(join(ctx.containers.dir(id), MONITOR_FILES.exit), { force: true });
 }
