@@ -3,7 +3,7 @@
 // in-root copy onto them; both leave one layer (cached by parent, instruction and inputs).
 // The other instructions change the config. The result is an OCI image in the store, tagged,
 // with history and diff_ids; with SOURCE_DATE_EPOCH its layers and config are reproducible.
-import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, posix } from 'node:path';
 import type { EngineContext } from '../engine/context.js';
 import { findLocalImage } from '../engine/image-lookup.js';
