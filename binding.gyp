@@ -7,7 +7,8 @@
         "native/spawn.cc",
         "native/sys.cc",
         "native/seccomp.cc",
-        "native/fs_inroot.cc"
+        "native/fs_inroot.cc",
+        "native/netns.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "_GNU_SOURCE"],

@@ -21,6 +21,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSys(env, exports);
   InitSeccomp(env, exports);
   InitFsInRoot(env, exports);
+  InitNetns(env, exports);
   return exports;
 }
 

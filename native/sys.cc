@@ -167,12 +167,13 @@ static Napi::Value JsPollReadable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), r > 0);
 }
 
-// lockFile(path, timeoutMs) -> fd holding an exclusive lock (released by closing it).
+// lockFile(path, timeoutMs, shared?) -> fd holding an exclusive (or shared) lock, released by closing it.
 // A POSIX record lock, not flock: record locks are not inherited by fork, so the container
 // init (which holds every parent fd until it execs) never keeps the lock alive.
 static Napi::Value JsLockFile(const Napi::CallbackInfo& info) {
   std::string path = ArgStr(info, 0, "path");
   int timeout = ArgInt(info, 1, "timeoutMs");
+  bool shared = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
   for (;;) {
@@ -180,7 +181,7 @@ static Napi::Value JsLockFile(const Napi::CallbackInfo& info) {
     if (fd < 0) throw SystemError(info.Env(), errno, "open", path.c_str());
     struct flock fl;
     memset(&fl, 0, sizeof fl);
-    fl.l_type = F_WRLCK;
+    fl.l_type = shared ? F_RDLCK : F_WRLCK;
     fl.l_whence = SEEK_SET;
     int err = 0;
     if (fcntl(fd, F_SETLK, &fl) == 0) {

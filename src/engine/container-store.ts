@@ -7,6 +7,7 @@
 // Names are unique under a store-wide lock; each container has its own lock file, taken by
 // every command that changes it (lock order: names, then container; never held while
 // waiting for an exit).
+import type { PortMapping } from '../network/ports.js';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../native/index.js';
@@ -54,6 +55,8 @@ export interface ContainerRecord {
   logMaxFiles: number;
   mounts: MountRecord[];
   anonymousVolumes: string[];
+  /** Published ports (bridge networks), host ports chosen at create. */
+  ports?: PortMapping[];
   monitor?: { pid: number; startTime: string };
   startedAt?: string;
   restartCount: number;

@@ -4,6 +4,8 @@
 import { join } from 'node:path';
 import { DEFAULT_IMAGE_ROOT } from '../image/store/layout.js';
 import { ImageStore } from '../image/store/store.js';
+import { Networking } from '../network/manager.js';
+import { NetworkStore } from '../network/store.js';
 import { makeContext, type RuntimeContext, type RuntimeLogger, SILENT } from '../runtime/context.js';
 import { ContainerStore } from './container-store.js';
 import { VolumeStore } from './volumes.js';
@@ -16,6 +18,8 @@ export interface EngineContext {
   images: ImageStore;
   containers: ContainerStore;
   volumes: VolumeStore;
+  /** Bridge networks: their store (conflists under root) and the CNI runtime (state under the run root). */
+  networks: Networking;
   runtime: RuntimeContext;
   log: RuntimeLogger;
   /** argv that runs this CLI with the same roots (`[node, script, --root, X, --runroot, Y]`). */
@@ -40,6 +44,7 @@ export function makeEngineContext(o: EngineContextOptions = {}): EngineContext {
     images: new ImageStore(root),
     containers: new ContainerStore(root),
     volumes: new VolumeStore(join(root, 'volumes')),
+    networks: new Networking(new NetworkStore(root, runRoot), runRoot),
     runtime: makeContext(runRoot, { log, ...(o.cgroupMount ? { cgroupMount: o.cgroupMount } : {}) }),
     log,
     self: [...(o.self ?? [process.execPath, process.argv[1] ?? 'tsrun']), '--root', root, '--runroot', runRoot],

@@ -19,7 +19,8 @@ import { TsrunError, wrap } from '../util/errors.js';
 import { type ContainerRecord, type MountRecord, randomName, validateName } from './container-store.js';
 import type { EngineContext } from './context.js';
 import { STOP_TIMEOUT } from './defaults.js';
-import { writeEtcFiles } from './etc-files.js';
+import { addHostLine, writeEtcFiles } from './etc-files.js';
+import { planPorts } from './network-setup.js';
 import { resolveExecUser } from './exec-user.js';
 import { findLocalImage, type LocalImage } from './image-lookup.js';
 import { type DeviceRequest, type MountRequest, parseDeviceFlag, parseMountFlag, parseTmpfsFlag, parseVolumeFlag } from './mount-flags.js';
@@ -225,6 +226,8 @@ function userString(r: CreateRequest, image: ImageConfigBody): string {
 /** Everything but the process: the record, the rootfs, volumes, config.json. */
 /** Bad input changes nothing: limits this host cannot apply and a bad seccomp profile are refused before anything exists. */
 function checkBeforeCreate(ctx: EngineContext, r: CreateRequest): Seccomp | undefined {
+  for (const n of r.intent.networks ?? []) ctx.networks.store.need(n.name);
+  for (const h of r.intent.addHosts ?? []) addHostLine(h, '0.0.0.0');
   const resources = resourcesFromIntent(r.intent);
   if (resources) planCgroup(ctx.runtime, { ociVersion: '1.2.0', linux: { resources } }, 'check');
   const seccomp = seccompFor(r, capabilitySet(r.intent, boundingSet()));
@@ -294,6 +297,7 @@ export async function createContainer(ctx: EngineContext, r: CreateRequest): Pro
       hostname: r.intent.hostname ?? id.slice(0, 12),
       availableCaps: boundingSet(),
       ...(seccomp ? { seccomp } : {}),
+      netnsPath: ctx.networks.netnsPath(id),
     });
     spec.root = { path: 'merged', readonly: r.intent.readOnly === true };
     const { mounts, records } = await materializeMounts(ctx, mountRequests(r, image), rootfs.merged, undo, rec.anonymousVolumes);
@@ -308,9 +312,19 @@ export async function createContainer(ctx: EngineContext, r: CreateRequest): Pro
       spec.process!.args = [INIT_PATH, '--', ...spec.process!.args!];
     }
     spec.annotations = { 'io.tsrun.container.name': rec.name, 'io.tsrun.image': img.ref };
-    spec.mounts.push(
-      ...writeEtcFiles(ctx.containers.dir(id), { hostname: spec.hostname!, name: rec.name, network: r.intent.network ?? 'none' }, r.intent.readOnly === true),
-    );
+    rec.ports = planPorts(ctx, r.intent, image.ExposedPorts);
+    const i = r.intent;
+    const etc = {
+      hostname: spec.hostname!,
+      name: rec.name,
+      network: i.network ?? 'none',
+      aliases: [...new Set((i.networks ?? []).flatMap((n) => n.aliases))],
+      ...(i.dns ? { dns: i.dns } : {}),
+      ...(i.dnsSearch ? { dnsSearch: i.dnsSearch } : {}),
+      ...(i.dnsOptions ? { dnsOptions: i.dnsOptions } : {}),
+      ...(i.addHosts ? { addHosts: i.addHosts } : {}),
+    };
+    spec.mounts.push(...writeEtcFiles(ctx.containers.dir(id), etc, i.readOnly === true));
     ensureWorkdir(rootfs.merged, spec.process!.cwd, user.uid, user.gid);
     writeFileSync(join(ctx.containers.dir(id), 'config.json'), JSON.stringify(spec), { mode: 0o600 });
     rec.args = spec.process!.args ?? [];

@@ -1,5 +1,6 @@
 // `inspect` and `ps` data for a container, docker-shaped (so `--format '{{.State.ExitCode}}'`
 // reads as docker users expect), with the limits in force read back from the cgroup.
+import { networkSettings, portsObject, portsText } from './networks.js';
 import { join } from 'node:path';
 import type { CgroupStats } from '../cgroups/controllers/stats.js';
 import { readContainerStats } from '../cgroups/v1-stats.js';
@@ -96,7 +97,8 @@ export function inspectContainer(ctx: EngineContext, rec: ContainerRecord) {
       CapDrop: i.capDrop ?? [],
       SecurityOpt: i.noNewPrivileges ? ['no-new-privileges'] : [],
       AutoRemove: rec.autoRemove,
-      NetworkMode: i.network ?? 'none',
+      NetworkMode: i.network === 'bridge' ? (i.networks ?? []).map((n) => n.name).join(',') || 'bridge' : (i.network ?? 'none'),
+      PortBindings: portsObject(rec.ports ?? []),
       LogConfig: { Type: 'k8s-file', Config: { 'max-size': String(rec.logMaxSize || ''), 'max-file': String(rec.logMaxFiles) } },
     },
     /** The limits the kernel enforces now, read back from the cgroup (null when not running). */
@@ -114,6 +116,7 @@ export function inspectContainer(ctx: EngineContext, rec: ContainerRecord) {
       },
     },
     RootFS: { Type: 'layers', Layers: rec.diffIds },
+    NetworkSettings: networkSettings(ctx, rec),
   };
 }
 
@@ -159,7 +162,8 @@ export function psEntry(ctx: EngineContext, rec: ContainerRecord, now = Date.now
     State: st.status,
     ExitCode: st.exitCode,
     Names: rec.name,
-    Ports: '',
+    Ports: portsText(rec.ports),
+    Networks: (rec.intent.networks ?? []).map((n) => n.name).join(','),
     Labels: rec.labels,
     Mounts: rec.mounts.map((m) => m.name ?? m.source),
   };

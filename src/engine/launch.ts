@@ -13,6 +13,7 @@ import { mark } from '../util/timing.js';
 import type { ContainerRecord } from './container-store.js';
 import { containerState } from './container-state.js';
 import type { EngineContext } from './context.js';
+import { isBridged, startNetworking, stopNetworking } from './network-setup.js';
 import { killMonitor, type MonitorHandle, monitorSpawner, sendMonitor } from './monitor.js';
 
 export interface LaunchOptions {
@@ -34,7 +35,15 @@ async function clearPreviousRun(ctx: EngineContext, rec: ContainerRecord): Promi
     throw new TsrunError('ERR_INVALID_STATE', `container ${rec.name} is ${st.status}`, { hint: st.status === 'unknown' ? st.error : 'stop it first' });
   }
   if (ctx.runtime.store.ids().includes(rec.id)) await runtimeDelete(ctx.runtime, rec.id, true);
+  await stopNetworking(ctx, rec); // a run whose clean-up never came (a lost monitor)
   rmSync(join(ctx.containers.dir(rec.id), MONITOR_FILES.exit), { force: true });
+}
+
+/** The monitor's command at the container's exit: --rm removes it; a bridged one gives its network back. */
+function exitCommand(ctx: EngineContext, rec: ContainerRecord): string[] | undefined {
+  if (rec.autoRemove) return [...ctx.self, 'container', 'cleanup', '--rm', rec.id];
+  if (isBridged(rec)) return [...ctx.self, 'container', 'cleanup', rec.id];
+  return undefined;
 }
 
 export async function launch(ctx: EngineContext, given: ContainerRecord, o: LaunchOptions = {}): Promise<Launched> {
@@ -68,13 +77,17 @@ async function launchLocked(ctx: EngineContext, rec: ContainerRecord, o: LaunchO
       stdin: rec.interactive && !rec.tty,
       logMaxSize: rec.logMaxSize,
       logMaxFiles: rec.logMaxFiles,
-      ...(rec.autoRemove ? { exitCommand: [...ctx.self, 'container', 'cleanup', '--rm', rec.id] } : {}),
+      ...(exitCommand(ctx, rec) ? { exitCommand: exitCommand(ctx, rec)! } : {}),
     },
     (m) => {
       monitor = m;
     },
   );
+  let networked = false;
   try {
+    await startNetworking(ctx, rec);
+    networked = true;
+    mark('l-network');
     if (fg?.rows && fg.cols && rec.tty) setConsoleSize(ctx, rec.id, fg.rows, fg.cols);
     const created = await runtimeCreate(ctx.runtime, {
       id: rec.id,
@@ -96,7 +109,9 @@ async function launchLocked(ctx: EngineContext, rec: ContainerRecord, o: LaunchO
     return { pid: created.pid, monitor: m, ctlFd: fg ? m.ctlFd : -1 };
   } catch (e) {
     if (monitor) killMonitor(monitor);
-    throw e instanceof TsrunError ? e : wrap(e, `start container ${rec.name}`);
+    const err = e instanceof TsrunError ? e : wrap(e, `start container ${rec.name}`);
+    if (networked) await stopNetworking(ctx, rec).catch((u: Error) => err.cleanupErrors.push(u));
+    throw err;
   } finally {
     if (consoleInit >= 0) native.close(consoleInit);
     if (consoleMonitor >= 0) native.close(consoleMonitor);

@@ -8,6 +8,7 @@ import type { ContainerRecord } from './container-store.js';
 import { type ContainerState, containerState } from './container-state.js';
 import type { EngineContext } from './context.js';
 import { monitorAlive } from './monitor.js';
+import { stopNetworking } from './network-setup.js';
 
 const POLL_MS = 10;
 const KILL_WAIT_MS = 10_000;
@@ -106,6 +107,7 @@ async function removeDown(ctx: EngineContext, rec: ContainerRecord, o: RemoveOpt
   }
 
   if (ctx.runtime.store.ids().includes(rec.id)) await runtimeDelete(ctx.runtime, rec.id, true);
+  await stopNetworking(ctx, rec); // before the record goes: a failed DEL leaves what `rm -f` retries
   removeRootfs(ctx.images, rec.id);
   ctx.containers.removeDir(rec.id);
   if (o.volumes) {
@@ -160,7 +162,23 @@ export async function cleanupContainer(ctx: EngineContext, id: string, rm: boole
     await removeContainer(ctx, id, { force: true, volumes: true });
     return;
   }
-  unmountRootfs(ctx.images, id);
+  const unlock = ctx.containers.lock(id);
+  let gone = false;
+  try {
+    let current: ContainerRecord;
+    try {
+      current = ctx.containers.read(id);
+    } catch {
+      gone = true; // removed while we waited for the lock
+      return;
+    }
+    if (isUp(containerState(ctx, current))) return; // started again meanwhile
+    await stopNetworking(ctx, current);
+    unmountRootfs(ctx.images, id);
+  } finally {
+    unlock();
+    if (gone) ctx.containers.unlinkLock(id);
+  }
 }
 
 export function pauseEngineContainer(ctx: EngineContext, ref: string): ContainerRecord {

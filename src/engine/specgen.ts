@@ -26,8 +26,20 @@ export interface CreateIntent {
   noNewPrivileges?: boolean;
   /** --ulimit name=soft[:hard] */
   ulimits?: string[];
-  /** --network: none (a network namespace of its own) or host (the host's). */
-  network?: 'none' | 'host';
+  /** --network: none (an empty namespace of its own), host (the host's), or bridge (networks below). */
+  network?: 'none' | 'host' | 'bridge';
+  /** bridge: the networks joined, in order (eth0 on the first); aliases are --network-alias. */
+  networks?: { name: string; aliases: string[] }[];
+  /** -p values, as given. */
+  publish?: string[];
+  /** -P: publish the image's ExposedPorts on free host ports. */
+  publishAll?: boolean;
+  /** --dns, --dns-search, --dns-option: the container's resolv.conf instead of the network's. */
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  /** --add-host NAME:IP lines for /etc/hosts. */
+  addHosts?: string[];
   memoryBytes?: number;
   /** --memory-swap: the memory+swap total, -1 unlimited. */
   memorySwapBytes?: number;
@@ -50,6 +62,8 @@ export interface SpecInputs {
   seccomp?: Seccomp;
   /** What "all capabilities" means here (the engine's bounding set); default: every known one. */
   availableCaps?: readonly string[];
+  /** bridge: the network namespace the engine makes at start, joined by path. */
+  netnsPath?: string;
 }
 
 const CPU_PERIOD = 100_000;
@@ -160,7 +174,9 @@ export function buildSpec(x: SpecInputs): Spec {
     [`HOME=${x.user.home}`].filter(() => !hasKey(image.Env, 'HOME') && !hasKey(intent.env, 'HOME')),
   ]);
   const types: NamespaceType[] = ['pid', 'ipc', 'uts', 'mount', 'cgroup', ...(intent.network === 'host' ? [] : (['network'] as const))];
-  const namespaces: Namespace[] = types.map((type) => ({ type }));
+  const namespaces: Namespace[] = types.map((type) =>
+    type === 'network' && intent.network === 'bridge' && x.netnsPath ? { type, path: x.netnsPath } : { type },
+  );
   const resources = resourcesFromIntent(intent);
   return {
     ociVersion: '1.2.0',

@@ -67,7 +67,8 @@ export interface NativeBinding extends FsInRootBinding {
   pidfdOpen(pid: number): number;
   pidfdSignal(pidfd: number, signal: number): void;
   pollReadable(fd: number, timeoutMs: number): boolean;
-  lockFile(path: string, timeoutMs: number): number;
+  /** An fcntl lock on `path` (made if missing), exclusive unless `shared`; released by closing the fd. */
+  lockFile(path: string, timeoutMs: number, shared?: boolean): number;
   mkfifo(path: string, mode: number): void;
   connectUnix(path: string): number;
   setWinsize(fd: number, rows: number, cols: number): void;
@@ -78,6 +79,8 @@ export interface NativeBinding extends FsInRootBinding {
   /** mount(2) in the calling (host) namespace: image-store overlays. */
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
+  /** A new network namespace bind-mounted on `path` (made here; must not exist), by a cloned child. */
+  newNetns(path: string): void;
   seccompCompile(profile: SeccompProfileNative): { bpf: Buffer; skipped: string[] };
   seccompActions(): SeccompConstants;
 }

@@ -23,11 +23,12 @@
 // Never a shell: the plugin is spawned directly. child_process is loaded on first use (as
 // runtime/hooks.ts does): most tsrun commands never run a plugin.
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { isErrno, TsrunError, type TsrunErrorOptions } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import { lazyRequire } from '../util/lazy-require.js';
+import { mark } from '../util/timing.js';
 
 /** The spec versions this runtime speaks: both have CHECK and prevResult on DEL. */
 export const SUPPORTED_CNI_VERSIONS: readonly string[] = Object.freeze(['0.4.0', '1.0.0']);
@@ -434,6 +435,26 @@ function spawnCollect(file: string, env: Record<string, string>, stdin: string, 
 // ---------------------------------------------------------------------------------------
 // The cache.
 
+/** Every cache record of one container (its attachments), in no order. */
+export function readContainerCache(cacheDir: string, containerId: string): CniCacheRecord[] {
+  let files: string[];
+  try {
+    files = readdirSync(cacheDir);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return [];
+    throw err;
+  }
+  const out: CniCacheRecord[] = [];
+  const marker = `-${containerId}-`;
+  for (const f of files) {
+    const i = f.lastIndexOf(marker);
+    if (i < 1 || !f.endsWith('.json')) continue;
+    const rec = readCache(cacheDir, f.slice(0, i), containerId, f.slice(i + marker.length, -'.json'.length));
+    if (rec) out.push(rec);
+  }
+  return out;
+}
+
 export function readCache(cacheDir: string, network: string, containerId: string, ifName: string): CniCacheRecord | undefined {
   const p = cachePath(cacheDir, network, containerId, ifName);
   let text: string;
@@ -457,9 +478,9 @@ export function getCachedResult(cacheDir: string, network: string, containerId: 
 
 function writeCache(cacheDir: string, rec: CniCacheRecord): void {
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
-  // Durable: the allocations it lets a DEL release (host-local's files under tsrun's root)
-  // survive a power loss, so the record that releases them must as well.
-  writeFileAtomic(cachePath(cacheDir, rec.network, rec.containerId, rec.ifName), JSON.stringify(rec), 0o600, true);
+  // Not fsynced: the engine keeps it on the run root's tmpfs beside host-local's allocations,
+  // and a reboot takes both (with the bridges, veths and rules they describe) together.
+  writeFileAtomic(cachePath(cacheDir, rec.network, rec.containerId, rec.ifName), JSON.stringify(rec), 0o600, false);
 }
 
 function removeCache(cacheDir: string, network: string, containerId: string, ifName: string): void {
@@ -503,6 +524,7 @@ export async function addNetworkList(list: CniConflist, rt: RuntimeConf, opts: C
     for (const plugin of list.plugins) {
       const stdin = JSON.stringify(pluginConfig(list, plugin, rt, prev));
       const r = await execPlugin('ADD', list.name, plugin.type, stdin, rt, opts);
+      mark(`add-${plugin.type}`);
       if (r === undefined) throw new CniPluginError({ plugin: plugin.type, command: 'ADD', network: list.name, reason: 'printed no result' });
       prev = r;
     }
@@ -560,6 +582,7 @@ async function runDel(list: CniConflist, rt: RuntimeConf, prevResult: CniResult 
   for (const plugin of [...list.plugins].reverse()) {
     try {
       await execPlugin('DEL', list.name, plugin.type, JSON.stringify(pluginConfig(list, plugin, rt, prevResult)), rt, opts);
+      mark(`del-${plugin.type}`);
     } catch (err) {
       errors.push(err instanceof Error ? err : new Error(String(err)));
     }

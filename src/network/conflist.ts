@@ -20,6 +20,10 @@
 //             (needed on hosts whose FORWARD policy is DROP, and with br_netfilter for
 //             traffic between containers of one bridge).
 //   tuning    no options: the hook for per-container sysctls later, as podman has it.
+//   dnsname   user-defined networks only (docker's rule: the default bridge resolves no
+//             names): a dnsmasq per network on its gateway address, answering the names
+//             and --network-aliases of the containers on it under DNS_DOMAIN (podman 3's
+//             plugin, from Debian's golang-github-containernetworking-plugin-dnsname).
 //
 // Defaults and why:
 //   - The default network "tsrun" is 10.87.0.0/16 on bridge "tsrun0". Not 10.88.0.0/16
@@ -41,6 +45,8 @@ export const CONFLIST_CNI_VERSION = '1.0.0';
 export const DEFAULT_NETWORK_NAME = 'tsrun';
 export const DEFAULT_SUBNET = '10.87.0.0/16';
 export const DEFAULT_BRIDGE = 'tsrun0';
+/** The domain dnsname answers for (podman's is dns.podman); containers get it as their search domain. */
+export const DNS_DOMAIN = 'dns.tsrun';
 /** Where networks without --subnet get theirs: /24s of these, in order. */
 export const DEFAULT_SUBNET_POOLS: ReadonlyArray<{ base: string; prefix: number }> = Object.freeze([{ base: '10.86.0.0/16', prefix: 24 }]);
 
@@ -70,6 +76,8 @@ export interface NetworkDefinition {
   internal: boolean;
   /** The Linux bridge's name. */
   bridge: string;
+  /** Containers resolve each other's names (the dnsname plugin): every network but the default. */
+  dns: boolean;
 }
 
 /** What `network create` was given; what is missing is chosen. */
@@ -249,12 +257,12 @@ export function defineNetwork(req: NetworkRequest, used: readonly string[] = [])
   const gateway = req.gateway !== undefined ? validateGateway(req.gateway, subnet) : intToIp(subnet.addr + 1);
   const bridge = req.bridge ?? bridgeNameFor(req.name);
   validateBridgeName(bridge);
-  return { name: req.name, subnet: formatCidr(subnet), gateway, internal: req.internal === true, bridge };
+  return { name: req.name, subnet: formatCidr(subnet), gateway, internal: req.internal === true, bridge, dns: true };
 }
 
 /** The default network: `tsrun` on 10.87.0.0/16, bridge tsrun0, gateway 10.87.0.1. */
 export function defaultNetwork(): NetworkDefinition {
-  return { name: DEFAULT_NETWORK_NAME, subnet: DEFAULT_SUBNET, gateway: '10.87.0.1', internal: false, bridge: DEFAULT_BRIDGE };
+  return { name: DEFAULT_NETWORK_NAME, subnet: DEFAULT_SUBNET, gateway: '10.87.0.1', internal: false, bridge: DEFAULT_BRIDGE, dns: false };
 }
 
 /** A new network against the existing ones: same name, same bridge, or an overlapping subnet is refused. */
@@ -295,6 +303,7 @@ export function buildConflist(net: NetworkDefinition, opts: ConflistOptions): Cn
   if (!net.internal) plugins.push({ type: 'portmap', capabilities: { portMappings: true } });
   plugins.push({ type: 'firewall', backend: 'iptables' });
   plugins.push({ type: 'tuning' });
+  if (net.dns) plugins.push({ type: 'dnsname', domainName: DNS_DOMAIN, capabilities: { aliases: true } });
   return { cniVersion: CONFLIST_CNI_VERSION, name: net.name, plugins };
 }
 
@@ -321,6 +330,7 @@ export function networkFromConflist(list: CniConflist): NetworkDefinition {
     gateway: range.gateway,
     internal: !hasDefault && !hasPortmap && br['ipMasq'] !== true,
     bridge: br['bridge'],
+    dns: list.plugins.some((p) => p.type === 'dnsname'),
   };
   validateNetworkName(net.name);
   validateGateway(net.gateway, validateSubnet(net.subnet, 'subnet'), 'gateway');

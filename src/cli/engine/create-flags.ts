@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { CreateRequest } from '../../engine/create.js';
 import { parseBytes } from '../../engine/mount-flags.js';
 import type { CreateIntent } from '../../engine/specgen.js';
+import { DEFAULT_NETWORK_NAME, validateNetworkName } from '../../network/conflist.js';
 import { TsrunError } from '../../util/errors.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -39,8 +40,15 @@ export interface CreateFlags {
   securityOpt: string[];
   ulimit: string[];
   init?: boolean;
-  network?: string;
-  net?: string;
+  network: string[];
+  net: string[];
+  networkAlias: string[];
+  publish: string[];
+  publishAll?: boolean;
+  dns: string[];
+  dnsSearch: string[];
+  dnsOption: string[];
+  addHost: string[];
   platform?: string;
   pull?: string;
   label: string[];
@@ -82,8 +90,15 @@ export function addCreateFlags(cmd: Command, withDetach: boolean): Command {
     .option('--security-opt <opt>', 'no-new-privileges | seccomp=unconfined | seccomp=FILE (repeatable)', collect, [])
     .option('--ulimit <name=soft[:hard]>', 'set a resource limit (repeatable)', collect, [])
     .option('--init', 'run an init (catatonit) as pid 1 that reaps zombies and forwards signals')
-    .option('--network <mode>', 'none (default: its own empty network namespace) or host')
-    .option('--net <mode>', 'alias of --network')
+    .option('--network <net>', 'bridge (default: the default network), a network name (repeatable), none or host', collect, [])
+    .option('--net <net>', 'alias of --network', collect, [])
+    .option('--network-alias <name>', 'another name on user-defined networks (repeatable)', collect, [])
+    .option('-p, --publish <[ip:][hostPort:]port[/proto]>', 'publish a container port on the host (repeatable)', collect, [])
+    .option('-P, --publish-all', 'publish the image’s exposed ports on free host ports')
+    .option('--dns <ip>', 'a name server for the container (repeatable)', collect, [])
+    .option('--dns-search <domain>', 'a search domain (repeatable)', collect, [])
+    .option('--dns-option <opt>', 'a resolv.conf option (repeatable)', collect, [])
+    .option('--add-host <name:ip>', 'an /etc/hosts line (ip "host-gateway": the host) (repeatable)', collect, [])
     .option('--platform <os/arch>', 'pick this platform when pulling')
     .option('--pull <policy>', 'missing (default), always, never')
     .option('-l, --label <k=v>', 'set a label (repeatable)', collect, [])
@@ -141,11 +156,31 @@ function envFlag(e: string): string[] {
   return v === undefined ? [] : [`${e}=${v}`];
 }
 
-export function createRequest(image: string, cmd: string[], o: CreateFlags): CreateRequest {
-  const network = o.network ?? o.net;
-  if (network !== undefined && network !== 'none' && network !== 'host') {
-    throw new TsrunError('ERR_UNSUPPORTED', `--network ${network}: only none and host are supported so far`, { hint: 'bridge networks come with CNI support' });
+/**
+ * --network values (repeatable, or comma-separated as podman takes them): none, host, or
+ * networks; "bridge" (docker's word) and no flag mean the default network. Aliases are for
+ * user-defined networks only (docker's rule: the default network resolves no names).
+ */
+export function networkFlags(values: string[], aliases: string[]): Pick<CreateIntent, 'network' | 'networks'> {
+  const names = values.flatMap((v) => v.split(',')).map((v) => v.trim());
+  if (names.some((n) => n === '')) throw bad('--network: an empty network name');
+  for (const mode of ['none', 'host'] as const) {
+    if (names.includes(mode)) {
+      if (names.length > 1) throw bad(`--network ${mode} cannot be combined with other networks`);
+      if (aliases.length) throw bad(`--network-alias needs a user-defined network, not --network ${mode}`);
+      return { network: mode };
+    }
   }
+  const nets = [...new Set(names.length ? names.map((n) => (n === 'bridge' || n === 'default' ? DEFAULT_NETWORK_NAME : n)) : [DEFAULT_NETWORK_NAME])];
+  for (const n of nets) validateNetworkName(n);
+  if (aliases.length && nets.every((n) => n === DEFAULT_NETWORK_NAME)) {
+    throw bad('--network-alias needs a user-defined network: the default network resolves no names (`tsrun network create NAME`)');
+  }
+  return { network: 'bridge', networks: nets.map((name) => ({ name, aliases: name === DEFAULT_NETWORK_NAME ? [] : aliases })) };
+}
+
+export function createRequest(image: string, cmd: string[], o: CreateFlags): CreateRequest {
+  const net = networkFlags([...o.network, ...o.net], o.networkAlias);
   let noNewPrivileges: boolean | undefined;
   let seccomp: string | undefined;
   for (const s of o.securityOpt) {
@@ -170,7 +205,13 @@ export function createRequest(image: string, cmd: string[], o: CreateFlags): Cre
     capDrop: o.capDrop,
     ...(noNewPrivileges ? { noNewPrivileges } : {}),
     ulimits: o.ulimit,
-    network: (network ?? 'none') as 'none' | 'host',
+    ...net,
+    ...(o.publish.length ? { publish: o.publish } : {}),
+    ...(o.publishAll ? { publishAll: true } : {}),
+    ...(o.dns.length ? { dns: o.dns } : {}),
+    ...(o.dnsSearch.length ? { dnsSearch: o.dnsSearch } : {}),
+    ...(o.dnsOption.length ? { dnsOptions: o.dnsOption } : {}),
+    ...(o.addHost.length ? { addHosts: o.addHost } : {}),
   };
   const set = <K extends keyof CreateIntent>(k: K, v: CreateIntent[K] | undefined) => {
     if (v !== undefined) intent[k] = v;

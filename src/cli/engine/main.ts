@@ -17,6 +17,7 @@ import { registerBuildCommand } from './build.js';
 import { registerContainerTools } from './container-tools.js';
 import { reportError } from './report.js';
 import { type Act, registerContainerCommands } from './containers.js';
+import { registerNetworkCommands } from './networks.js';
 import { VERSION } from '../version.js';
 import { formatBytes, PullProgressView } from './progress.js';
 
@@ -43,6 +44,7 @@ const CONTAINER_VERBS = new Set([
   'cp',
   'diff',
   'commit',
+  'port',
 ]);
 
 /** Index of the subcommand: the first word that is not a global flag or its value. */
@@ -231,6 +233,7 @@ export async function main(argv: string[]): Promise<number> {
   registerContainerCommands(program, ctxOf, act as Act);
   registerContainerTools(program, ctxOf, act as Act);
   registerBuildCommand(program, ctxOf, act as Act);
+  registerNetworkCommands(program, ctxOf, act as Act);
 
   program
     .command('load')

@@ -1,7 +1,7 @@
 // The engine's small parsers: log lines and --since, commit --change, short image names,
 // the monitor's argv, and the run/create flags.
 import { describe, expect, it } from 'vitest';
-import { createRequest, type CreateFlags } from '../../../src/cli/engine/create-flags.js';
+import { createRequest, networkFlags, type CreateFlags } from '../../../src/cli/engine/create-flags.js';
 import { parseChanges } from '../../../src/engine/commit-changes.js';
 import { isShortName } from '../../../src/engine/image-lookup.js';
 import { parseLogLine, parseSince } from '../../../src/engine/logs.js';
@@ -95,17 +95,47 @@ const flags = (o: Partial<CreateFlags> = {}): CreateFlags => ({
   ulimit: [],
   label: [],
   logOpt: [],
+  network: [],
+  net: [],
+  networkAlias: [],
+  publish: [],
+  dns: [],
+  dnsSearch: [],
+  dnsOption: [],
+  addHost: [],
   ...o,
 });
 
 describe('run/create flags', () => {
+  it('--network: the default network unless told, names (repeated or comma-separated), none, host; aliases on user networks', () => {
+    expect(networkFlags([], [])).toEqual({ network: 'bridge', networks: [{ name: 'tsrun', aliases: [] }] });
+    expect(networkFlags(['bridge'], [])).toEqual({ network: 'bridge', networks: [{ name: 'tsrun', aliases: [] }] });
+    expect(networkFlags(['none'], [])).toEqual({ network: 'none' });
+    expect(networkFlags(['host'], [])).toEqual({ network: 'host' });
+    expect(networkFlags(['a,b', 'bridge'], ['web'])).toEqual({
+      network: 'bridge',
+      networks: [
+        { name: 'a', aliases: ['web'] },
+        { name: 'b', aliases: ['web'] },
+        { name: 'tsrun', aliases: [] },
+      ],
+    });
+  });
   it('turns docker’s flags into the create request', () => {
     const r = createRequest(
       'busybox',
       ['echo', 'hi'],
       flags({ memory: '64m', cpus: '0.5', pidsLimit: '50', tty: true, rm: true, label: ['a=b'], logOpt: ['max-size=1k', 'max-file=3'] }),
     );
-    expect(r.intent).toMatchObject({ cmd: ['echo', 'hi'], memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pidsLimit: 50, tty: true, network: 'none' });
+    expect(r.intent).toMatchObject({
+      cmd: ['echo', 'hi'],
+      memoryBytes: 64 * 1024 * 1024,
+      cpus: 0.5,
+      pidsLimit: 50,
+      tty: true,
+      network: 'bridge',
+      networks: [{ name: 'tsrun', aliases: [] }],
+    });
     expect(r).toMatchObject({ autoRemove: true, labels: { a: 'b' }, logMaxSize: 1024, logMaxFiles: 3, pull: 'missing' });
   });
   it('reads -e NAME from our environment and security options', () => {
@@ -118,7 +148,9 @@ describe('run/create flags', () => {
   it('refuses bad values with the flag named', () => {
     expect(() => createRequest('b', [], flags({ memory: 'lots' }))).toThrow(/-m|--memory/);
     expect(() => createRequest('b', [], flags({ cpuShares: '1.5' }))).toThrow(/--cpu-shares 1.5/);
-    expect(() => createRequest('b', [], flags({ network: 'bridge' }))).toThrow(/--network bridge/);
+    expect(() => createRequest('b', [], flags({ network: ['none', 'web'] }))).toThrow(/--network none cannot be combined/);
+    expect(() => createRequest('b', [], flags({ network: ['Bad/Name'] }))).toThrow(/invalid network name "Bad\/Name"/);
+    expect(() => createRequest('b', [], flags({ networkAlias: ['x'] }))).toThrow(/--network-alias needs a user-defined network/);
     expect(() => createRequest('b', [], flags({ securityOpt: ['apparmor=x'] }))).toThrow(/--security-opt apparmor=x/);
     expect(() => createRequest('b', [], flags({ logOpt: ['compress=true'] }))).toThrow(/--log-opt compress/);
     expect(() => createRequest('b', [], flags({ pull: 'sometimes' }))).toThrow(/--pull sometimes/);

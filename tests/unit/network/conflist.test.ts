@@ -88,7 +88,7 @@ describe('validation', () => {
 
 describe('defaults and choices', () => {
   it('the default network is tsrun on 10.87.0.0/16 (not podman 10.88/16 nor its user pool from 10.89.0.0/24), bridge tsrun0', () => {
-    expect(defaultNetwork()).toEqual({ name: 'tsrun', subnet: DEFAULT_SUBNET, gateway: '10.87.0.1', internal: false, bridge: DEFAULT_BRIDGE });
+    expect(defaultNetwork()).toEqual({ name: 'tsrun', subnet: DEFAULT_SUBNET, gateway: '10.87.0.1', internal: false, bridge: DEFAULT_BRIDGE, dns: false });
     expect(DEFAULT_SUBNET).toBe('10.87.0.0/16');
     for (const podman of ['10.88.0.0/16', '10.89.0.0/24']) expect(cidrsOverlap(parseCidr(DEFAULT_SUBNET)!, parseCidr(podman)!)).toBe(false);
   });
@@ -129,6 +129,7 @@ describe('defineNetwork', () => {
       gateway: '10.86.1.1',
       internal: false,
       bridge: bridgeNameFor('web'),
+      dns: true,
     });
   });
   it('keeps what was given, checked', () => {
@@ -138,6 +139,7 @@ describe('defineNetwork', () => {
       gateway: '172.30.255.254',
       internal: true,
       bridge: 'br-i',
+      dns: true,
     });
   });
   it('refuses a subnet in use on the host, a gateway without a subnet, a bad bridge', () => {
@@ -184,9 +186,10 @@ describe('buildConflist', () => {
       ],
     });
   });
-  it('an internal network: no masquerade, no default route, no portmap', () => {
+  it('an internal network: no masquerade, no default route, no portmap; names still resolve (dnsname)', () => {
     const l = buildConflist(defineNetwork({ name: 'int', subnet: '10.86.9.0/24', internal: true }), opts);
-    expect(l.plugins.map((p) => p.type)).toEqual(['bridge', 'firewall', 'tuning']);
+    expect(l.plugins.map((p) => p.type)).toEqual(['bridge', 'firewall', 'tuning', 'dnsname']);
+    expect(l.plugins[3]).toEqual({ type: 'dnsname', domainName: 'dns.tsrun', capabilities: { aliases: true } });
     expect(l.plugins[0]).toMatchObject({ ipMasq: false, isGateway: true, ipam: { routes: [] } });
   });
   it('refuses a definition that would not pass network create', () => {

@@ -1,0 +1,108 @@
+// A container's networking, as the engine drives it: published ports chosen at create, the
+// namespace and CNI attachments made at each start (and /etc/hosts, /etc/resolv.conf then
+// written with the addresses), and all of it undone whenever the container goes down or away.
+import { hostPortsInUse } from '../network/host-ports.js';
+import type { Attachment } from '../network/manager.js';
+import { assignHostPorts, formatPortMapping, type PortMapping, type PortSpec, parsePublish, publishAll } from '../network/ports.js';
+import { TsrunError } from '../util/errors.js';
+import type { ContainerRecord } from './container-store.js';
+import { containerState } from './container-state.js';
+import type { EngineContext } from './context.js';
+import { type EtcNetwork, rewriteNetworkEtcFiles } from './etc-files.js';
+import type { CreateIntent } from './specgen.js';
+
+export function isBridged(rec: Pick<ContainerRecord, 'intent'>): boolean {
+  return rec.intent.network === 'bridge';
+}
+
+/** Ports published by containers that are up now (a stopped container holds none). */
+function portsOfRunningContainers(ctx: EngineContext): Array<PortMapping & { owner: string }> {
+  const out: Array<PortMapping & { owner: string }> = [];
+  for (const c of ctx.containers.all()) {
+    if (!c.ports?.length) continue;
+    const st = containerState(ctx, c).status;
+    if (st === 'running' || st === 'paused' || st === 'stopping') out.push(...c.ports.map((p) => ({ ...p, owner: c.name })));
+  }
+  return out;
+}
+
+function clashes(a: PortMapping, b: PortMapping): boolean {
+  return a.hostPort === b.hostPort && a.protocol === b.protocol && (a.hostIP === b.hostIP || a.hostIP === '' || b.hostIP === '');
+}
+
+/** -p and -P -> portmap entries, with chosen ports filled in; a port held on the host is refused. */
+export function planPorts(ctx: EngineContext, intent: CreateIntent, exposed: Record<string, unknown> | undefined): PortMapping[] {
+  const explicit: PortSpec[] = (intent.publish ?? []).flatMap((v) => parsePublish(v));
+  const specs = intent.publishAll ? [...explicit, ...publishAll(exposed, explicit)] : explicit;
+  if (specs.length === 0) return [];
+  if (intent.network !== 'bridge') {
+    throw new TsrunError('ERR_INVALID_ARGUMENT', `-p/-P publish ports of a bridge network; --network ${intent.network} has none`, {
+      hint: intent.network === 'host' ? 'with --network host the container’s ports are the host’s already' : 'drop --network none',
+    });
+  }
+  const host = hostPortsInUse();
+  const containers = portsOfRunningContainers(ctx);
+  const heldBy = (m: PortMapping): string | undefined =>
+    host.has(`${m.protocol}/${m.hostPort}`) ? 'a process on the host' : containers.find((c) => clashes(c, m))?.owner;
+  const mappings = assignHostPorts(specs, (port, protocol, hostIP) => heldBy({ hostPort: port, protocol, hostIP, containerPort: 0 }) === undefined);
+  for (const m of mappings) {
+    const owner = heldBy(m);
+    if (owner) {
+      throw new TsrunError('ERR_INVALID_ARGUMENT', `-p ${formatPortMapping(m)}: host port ${m.hostPort}/${m.protocol} is in use by ${owner}`, {
+        hint: 'pick another host port, or -p CONTAINERPORT for a free one',
+      });
+    }
+  }
+  return mappings;
+}
+
+/** The networks' view for /etc: addresses without prefix, eth0's first; dnsname's name servers. */
+export function etcNetwork(atts: Attachment[]): EtcNetwork {
+  const ips = atts.flatMap((a) => a.result.ips ?? []);
+  return {
+    addresses: ips.map((ip) => ip.address.split('/')[0]!),
+    ...(ips[0]?.gateway ? { gateway: ips[0].gateway } : {}),
+    nameservers: [...new Set(atts.flatMap((a) => a.result.dns?.nameservers ?? []))],
+    search: [...new Set(atts.flatMap((a) => a.result.dns?.search ?? []))],
+  };
+}
+
+/** The container's /etc/hosts and resolv.conf from what the networks gave it. */
+export function writeNetworkEtc(ctx: EngineContext, rec: ContainerRecord, atts: Attachment[]): void {
+  const i = rec.intent;
+  rewriteNetworkEtcFiles(ctx.containers.dir(rec.id), {
+    hostname: i.hostname ?? rec.id.slice(0, 12),
+    name: rec.name,
+    network: 'bridge',
+    aliases: [...new Set((i.networks ?? []).flatMap((n) => n.aliases))],
+    attached: etcNetwork(atts),
+    ...(i.dns ? { dns: i.dns } : {}),
+    ...(i.dnsSearch ? { dnsSearch: i.dnsSearch } : {}),
+    ...(i.dnsOptions ? { dnsOptions: i.dnsOptions } : {}),
+    ...(i.addHosts ? { addHosts: i.addHosts } : {}),
+  });
+}
+
+/** At start: a namespace, each network attached, the /etc files. Undone by itself on failure. */
+export async function startNetworking(ctx: EngineContext, rec: ContainerRecord): Promise<void> {
+  if (!isBridged(rec)) return;
+  const atts = await ctx.networks.setUp({
+    id: rec.id,
+    name: rec.name,
+    // dnsname answers the name (K8S_POD_NAME) and these: the aliases and the short id (docker's).
+    networks: (rec.intent.networks ?? []).map((n) => ({ name: n.name, aliases: [...n.aliases, rec.id.slice(0, 12)] })),
+    ports: rec.ports ?? [],
+  });
+  try {
+    writeNetworkEtc(ctx, rec, atts);
+  } catch (e) {
+    await ctx.networks.tearDown(rec.id).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Whenever the container is down or goes away: every attachment DEL'd, the namespace removed. */
+export async function stopNetworking(ctx: EngineContext, rec: ContainerRecord): Promise<void> {
+  if (!isBridged(rec) && ctx.networks.attachments(rec.id).length === 0) return;
+  await ctx.networks.tearDown(rec.id);
+}
