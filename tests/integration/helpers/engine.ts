@@ -126,8 +126,13 @@ export function leftovers(e: Engine): string[] {
   const containers = path.join(e.root, 'containers');
   if (existsSync(containers) && readdirSync(containers).length) out.push(`container dirs left: ${readdirSync(containers).join(' ')}`);
   if (existsSync(e.runRoot)) {
-    const state = readdirSync(e.runRoot).filter((d) => !d.startsWith('.') && !d.endsWith('.lock'));
+    // netns/ and networks/ are the network subsystem's: what must be empty in them is checked below.
+    const state = readdirSync(e.runRoot).filter((d) => !d.startsWith('.') && !d.endsWith('.lock') && d !== 'netns' && d !== 'networks');
     if (state.length) out.push(`runtime state left: ${state.join(' ')}`);
+    const netns = path.join(e.runRoot, 'netns');
+    if (existsSync(netns) && readdirSync(netns).length) out.push(`network namespaces left: ${readdirSync(netns).join(' ')}`);
+    const cache = path.join(e.runRoot, 'networks', 'cache');
+    if (existsSync(cache) && readdirSync(cache).length) out.push(`CNI attachments left: ${readdirSync(cache).join(' ')}`);
   }
   // Monitors of this engine's containers (argv: tsrun-monitor <id> ...), found in /proc (no pgrep in the VM).
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
