@@ -103,6 +103,9 @@ export function makeEngine(prefix: string): Engine {
         const rm = runSync(argv(['rm', '-f', '-v', ...ids]));
         if (rm.code !== 0) problems.push(`rm -f at teardown: ${show(rm)}`);
       }
+      // Networks a test made (their bridges are the host's): gone with the engine.
+      const prune = runSync(argv(['network', 'prune', '-f']));
+      if (prune.code !== 0) problems.push(`network prune at teardown: ${show(prune)}`);
       problems.push(...leftovers(engine));
       for (const m of mountsUnder(tmp).reverse()) spawnSync('umount', ['-l', m]);
       rmSync(tmp, { recursive: true, force: true });
