@@ -10,6 +10,7 @@ import { findLocalImage } from '../engine/image-lookup.js';
 import { canonicalTag, storeBytes, writeManifest } from '../image/commit.js';
 import { hostPlatform, MediaType, parseImageConfig, parsePlatform, type Descriptor, type ImageConfigBody } from '../image/manifest.js';
 import { copyOut } from '../linux/in-root.js';
+import { DEFAULT_NETWORK_NAME } from '../network/conflist.js';
 import { TsrunError, wrap } from '../util/errors.js';
 import { cacheKey, LayerCache } from './cache.js';
 import { execForm, type Instruction, keyValues, parseContainerfile, type Stage } from './containerfile.js';
@@ -17,6 +18,18 @@ import { BuildContext, type Source } from './context.js';
 import { expand } from './expand.js';
 import { type CopyItem, copyStep, mkdirStep, runStep, type StepOutput, workdirExists } from './steps.js';
 import { mountStepRootfs } from './step-rootfs.js';
+
+/** RUN's network as the step runs it: none, host, or an existing network (bridge: the default one). */
+export function buildNetwork(ctx: EngineContext, value: string, what: string): string {
+  if (value === 'none' || value === 'host') return value;
+  const name = value === 'bridge' || value === 'default' ? DEFAULT_NETWORK_NAME : value;
+  try {
+    ctx.networks.store.need(name);
+  } catch (e) {
+    throw wrap(e, what);
+  }
+  return name;
+}
 
 export interface BuildOptions {
   contextDir: string;
@@ -28,7 +41,8 @@ export interface BuildOptions {
   platform?: string;
   noCache?: boolean;
   pull?: boolean;
-  network: 'none' | 'host';
+  /** RUN's network: none, host, bridge (the default network) or a network's name. */
+  network: string;
   labels: Record<string, string>;
   /** SOURCE_DATE_EPOCH: layer mtimes and every created time. */
   sourceDateEpoch?: number;
@@ -347,9 +361,7 @@ export class Builder {
       }
       case 'RUN': {
         onlyFlags('network');
-        const network = (ins.flags.network ?? this.o.network) as 'none' | 'host';
-        if (network !== 'none' && network !== 'host')
-          throw new TsrunError('ERR_UNSUPPORTED', `--network ${network}: none or host (bridge networks come with CNI support)`);
+        const network = buildNetwork(this.ctx, ins.flags.network ?? this.o.network, `RUN --network (line ${ins.line})`);
         const argv = execForm(ins.args) ?? [...s.shell, ins.args];
         const predefined = PREDEFINED_ARGS.filter((k) => this.o.buildArgs[k] !== undefined && !s.args.has(k)).map((k) => [k, this.o.buildArgs[k]!] as const);
         const env = [...s.args, ...predefined].map(([k, v]) => `${k}=${v}`);

@@ -18,6 +18,7 @@ import { TsrunError, wrap } from '../util/errors.js';
 import type { EngineContext } from '../engine/context.js';
 import { ensureWorkdir } from '../engine/create.js';
 import { writeEtcFiles } from '../engine/etc-files.js';
+import { etcNetwork } from '../engine/network-setup.js';
 import { resolveExecUser } from '../engine/exec-user.js';
 import { DEFAULT_CAPABILITIES } from '../engine/defaults.js';
 import { defaultSeccompProfile } from '../engine/seccomp-profile.js';
@@ -53,28 +54,39 @@ function mountPoints(dests: string[]): (p: string) => boolean {
   return (p) => set.has(p);
 }
 
+/** RUN's network: none, host, or a network's name (the default network for "bridge"). */
+export type BuildNetwork = string;
+
 export async function runStep(
   ctx: EngineContext,
-  o: { diffIds: string[]; config: ImageConfigBody; argv: string[]; env: string[]; network: 'none' | 'host'; output: StepOutput; layer: LayerOptions },
+  o: { diffIds: string[]; config: ImageConfigBody; argv: string[]; env: string[]; network: BuildNetwork; output: StepOutput; layer: LayerOptions },
 ): Promise<StoredLayer> {
   const fs = mountStepRootfs(ctx.images, o.diffIds);
   const id = randomId();
   let created = false;
   const nullFd = openSync('/dev/null', 'r');
+  const bridged = o.network !== 'none' && o.network !== 'host';
   try {
+    // A bridged RUN is a container on that network for the step's life (docker build's default).
+    const attached = bridged ? etcNetwork(await ctx.networks.setUp({ id, name: id, networks: [{ name: o.network, aliases: [] }], ports: [] })) : undefined;
+    const mode = bridged ? 'bridge' : (o.network as 'none' | 'host');
     const user = resolveExecUser(o.config.User ?? '', imageFile(fs.merged, 'etc/passwd'), imageFile(fs.merged, 'etc/group'));
     const availableCaps = boundingSet();
     const spec = buildSpec({
       image: { ...o.config, Entrypoint: [], Cmd: o.argv },
-      intent: { entrypoint: '', cmd: o.argv, env: o.env, network: o.network },
+      intent: { entrypoint: '', cmd: o.argv, env: o.env, network: mode },
       user,
       hostname: 'tsrun-build',
       availableCaps,
+      netnsPath: ctx.networks.netnsPath(id),
       // RUN gets docker's default capabilities, and the default profile rendered for them.
       seccomp: defaultSeccompProfile({ capabilities: [...DEFAULT_CAPABILITIES] }),
     });
     spec.root = { path: fs.merged, readonly: false };
-    spec.mounts = [...(spec.mounts ?? []), ...writeEtcFiles(fs.dir, { hostname: 'tsrun-build', name: 'tsrun-build', network: o.network }, false)];
+    spec.mounts = [
+      ...(spec.mounts ?? []),
+      ...writeEtcFiles(fs.dir, { hostname: 'tsrun-build', name: 'tsrun-build', network: mode, ...(attached ? { attached } : {}) }, false),
+    ];
     ensureWorkdir(fs.merged, spec.process!.cwd, user.uid, user.gid);
     writeFileSync(join(fs.dir, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
     const stdio: [number, number, number] = [nullFd, o.output.out, o.output.err];
@@ -116,6 +128,7 @@ export async function runStep(
   } finally {
     closeSync(nullFd);
     if (created || ctx.runtime.store.ids().includes(id)) await runtimeDelete(ctx.runtime, id, true).catch(() => undefined);
+    if (bridged) await ctx.networks.tearDown(id);
     fs.remove();
   }
 }

@@ -6,7 +6,7 @@
 // bind mount at `<runRoot>/netns/<id>`, each attachment is a CNI cache record
 // (`readContainerCache`), each address a host-local file. So tearDown works from any state
 // a crash leaves: a killed monitor, a half-done start, a record already gone.
-import { mkdirSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../native/index.js';
 import { isErrno, TsrunError, wrap } from '../util/errors.js';
@@ -73,8 +73,13 @@ export class Networking {
     }
     const ids = new Set<string>();
     for (const f of files) {
-      const m = /^(.+)-([0-9a-f]{64})-eth\d+\.json$/.exec(f);
-      if (m?.[1] === network) ids.add(m[2]!);
+      if (!f.startsWith(`${network}-`) || !f.endsWith('.json')) continue;
+      try {
+        const rec = JSON.parse(readFileSync(join(this.store.cacheDir, f), 'utf8')) as { network?: unknown; containerId?: unknown };
+        if (rec.network === network && typeof rec.containerId === 'string') ids.add(rec.containerId);
+      } catch {
+        /* removed meanwhile */
+      }
     }
     return [...ids];
   }

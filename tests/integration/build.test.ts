@@ -12,7 +12,19 @@
 // the reason otherwise.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -295,23 +307,27 @@ describe.skipIf(skip !== null)('tsrun build', () => {
       expect(readdirSync(e.runRoot).filter((n) => n.startsWith('build-'))).toEqual([]);
     });
 
-    it('RUN --network: none by default (only lo), host with --network host or RUN --network=host', async () => {
-      const host = readFileSync('/proc/net/dev', 'utf8')
-        .split('\n')
-        .slice(2)
-        .map((l) => l.split(':')[0]!.trim())
-        .filter(Boolean)
-        .sort();
-      const file = [`FROM ${BUSYBOX}`, 'RUN echo "net:$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\\n" ,)"', ''].join('\n');
-      const netLine = (r: Result) => (runOutput(r).match(/^net:(.*)$/m)?.[1] ?? '').split(',').filter(Boolean);
-      const none = await buildOk(context({}), file, ['--no-cache']);
+    it('RUN --network: the default network by default (eth0 in 10.87.0.0/16), none (only lo), host with --network host or RUN --network=host', async () => {
+      const hostNs = readlinkSync('/proc/self/ns/net');
+      const file = [
+        `FROM ${BUSYBOX}`,
+        'RUN echo "net:$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\\n" ,) ns:$(readlink /proc/self/ns/net) addr:$(ip -4 -o addr show eth0 2>/dev/null | tr -s " " | cut -d " " -f 4)"',
+        '',
+      ].join('\n');
+      const field = (r: Result, k: string) => runOutput(r).match(new RegExp(`${k}:(\\S*)`))?.[1] ?? '';
+      const netLine = (r: Result) => field(r, 'net').split(',').filter(Boolean);
+      const bridged = await buildOk(context({}), file, ['--no-cache']);
+      expect(netLine(bridged.r)).toEqual(['eth0', 'lo']);
+      expect(field(bridged.r, 'addr')).toMatch(/^10\.87\.\d+\.\d+\/16$/);
+      const none = await buildOk(context({}), file, ['--no-cache', '--network', 'none']);
       expect(netLine(none.r)).toEqual(['lo']);
+      expect(field(none.r, 'ns')).not.toBe(hostNs);
       const hostNet = await buildOk(context({}), file, ['--no-cache', '--network', 'host']);
-      expect(netLine(hostNet.r)).toEqual(host);
-      const perRun = await buildOk(context({}), file.replace('RUN ', 'RUN --network=host '), ['--no-cache']);
-      expect(netLine(perRun.r)).toEqual(host);
-      const bad = await build(context({}), file, ['--network', 'bridge']);
-      expect(expectCleanError(bad)).toMatch(/--network/);
+      expect(field(hostNet.r, 'ns')).toBe(hostNs);
+      const perRun = await buildOk(context({}), file.replace('RUN ', 'RUN --network=host '), ['--no-cache', '--network', 'none']);
+      expect(field(perRun.r, 'ns')).toBe(hostNs);
+      const bad = await build(context({}), file, ['--network', 'nosuchnet']);
+      expect(expectCleanError(bad)).toMatch(/--network: no such network: nosuchnet/);
     });
 
     it('a RUN of a missing command fails the build (exec form), nothing tagged', async () => {

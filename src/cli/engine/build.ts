@@ -68,7 +68,7 @@ export function registerBuildCommand(program: Command, ctxOf: () => EngineContex
     .option('--platform <os/arch>', 'the platform of FROM images')
     .option('--no-cache', 'run every step, reuse no layer')
     .option('--pull', 'pull FROM images even when they are in the store')
-    .option('--network <mode>', 'none (default) or host, for RUN')
+    .option('--network <net>', 'RUN’s network: bridge (default: the default network), a network name, none or host')
     .option('--label <k=v>', 'a label on the image (repeatable)', collect, [])
     .option('--output <spec>', 'also write the image: type=oci-archive,dest=FILE')
     .option('-q, --quiet', 'print only the image id')
@@ -76,9 +76,6 @@ export function registerBuildCommand(program: Command, ctxOf: () => EngineContex
     .action(
       act(async (contextDir: string, o: BuildFlags) => {
         const ctx = ctxOf();
-        const network = o.network ?? 'none';
-        if (network !== 'none' && network !== 'host')
-          throw new TsrunError('ERR_UNSUPPORTED', `--network ${network}: none or host (bridge networks come with CNI support)`);
         const epochText = process.env.SOURCE_DATE_EPOCH;
         const epoch = epochText === undefined || epochText === '' ? undefined : Number(epochText);
         if (epoch !== undefined && !(Number.isInteger(epoch) && epoch >= 0))
@@ -96,7 +93,8 @@ export function registerBuildCommand(program: Command, ctxOf: () => EngineContex
             for (const t of e.tags) say(`Successfully tagged ${t}\n`);
           }
         };
-        const { buildImage } = await import('../../build/builder.js');
+        const { buildImage, buildNetwork } = await import('../../build/builder.js');
+        const network = buildNetwork(ctx, o.network ?? 'bridge', '--network');
         // ^C ends the build cleanly: the running step's container is killed, its mounts removed.
         const abort = new AbortController();
         const onSignal = () => abort.abort();
