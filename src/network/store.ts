@@ -55,12 +55,11 @@ export class NetworkStore {
   }
 
   names(): string[] {
-    let entries: string[];
+    let entries: string[] = [];
     try {
       entries = readdirSync(this.dir);
     } catch (e) {
-      if (isErrno(e, 'ENOENT')) return [];
-      throw wrap(e, `list networks in ${this.dir}`);
+      if (!isErrno(e, 'ENOENT')) throw wrap(e, `list networks in ${this.dir}`);
     }
     const names = entries.filter((f) => f.endsWith('.conflist')).map((f) => f.slice(0, -'.conflist'.length));
     if (!names.includes(DEFAULT_NETWORK_NAME)) names.push(DEFAULT_NETWORK_NAME);
