@@ -37,9 +37,10 @@
 #
 # Where things go: one work directory on a tmpfs (/run when it is one, else /dev/shm): tsrun's
 # private store (--root) and run root (--runroot), runc's --root, podman's private graphroot,
-# runroot and tmp dir (private containers.conf/storage.conf as scripts/bench-verbs.sh: cgroupfs,
-# file locks and events, CNI with a private config dir), the image (images/busybox/build.sh and
-# oci-layout.sh, loaded into both stores), the bundles, the runs' output files. Podman passes no
+# runroot and tmp dir (private containers.conf/storage.conf from scripts/lib/bench-common.sh, as
+# for scripts/bench-verbs.sh and bench-network.sh: cgroupfs, file locks and events, CNI with a
+# private config dir), the image (images/busybox/build.sh and oci-layout.sh, loaded into both
+# stores), the bundles, the runs' output files. Podman passes no
 # --root to runc, so its containers' runc state is in runc's default /run/runc.
 # tsrun runs from a private copy of dist/bin and build/Release (a rebuild during the benchmark
 # cannot mix two builds in one sample). NODE_EXTRA_CA_CERTS is unset for every command. Wall
@@ -98,74 +99,33 @@ if [ "$PODMAN" = 1 ]; then
 fi
 
 # ---- the work directory, on a tmpfs (as /run is on a real host) ----
-if [ "$(stat -f -c %T /run)" = tmpfs ]; then FAST_BASE=/run
-elif [ "$(stat -f -c %T /dev/shm)" = tmpfs ]; then FAST_BASE=/dev/shm
-else die "neither /run nor /dev/shm is a tmpfs: nowhere to put the stores"
-fi
+# shellcheck source=scripts/lib/bench-common.sh
+. "$REPO/scripts/lib/bench-common.sh"
+bench_fast_base
 WORK=$FAST_BASE/tsrun-bench-engine-$$
 PREFIX=tbe$$
 mkdir -m 0700 "$WORK" || die "cannot create $WORK"
 mkdir -p "$WORK/out" "$WORK/runc" "$WORK/bundles"
-
-# host paths the clients may create outside our dir: noted now, put back at the end when we made them
 HOST_ABSENT=$WORK/host-absent
-: >"$HOST_ABSENT"
-for p in /var/lib/containers/cache /var/lib/containers /run/runc /run/tsrun; do
-  [ -e "$p" ] || echo "$p" >>"$HOST_ABSENT"
-done
-for h in /sys/fs/cgroup/*/; do # cgroup parents: tsrun's, podman's cgroupfs parent
-  for sub in tsrun libpod_parent; do [ -e "$h$sub" ] || echo "$h$sub" >>"$HOST_ABSENT"; done
-done
+bench_note_host_paths "$HOST_ABSENT"
 
 TIMER=$WORK/timer.cjs
-TSRUN_COPY=$LAUNCHER
+COPY=$LAUNCHER
 cfg_json() {
   "$NODE" -e 'const a = process.argv.slice(1); console.log(JSON.stringify({
     tsrun: a[0], runc: a[1], node: a[2], podman: a[3], work: a[4], prefix: a[5],
     runs: +a[6], bulkRuns: +a[7], warmup: +a[8], hostAbsent: a[9]}))' \
-    "$TSRUN_COPY" "$RUNC" "$NODE" "$PODMAN_BIN" "$WORK" "$PREFIX" "$RUNS" "$BULK_RUNS" "$WARMUP" "$HOST_ABSENT"
+    "$COPY" "$RUNC" "$NODE" "$PODMAN_BIN" "$WORK" "$PREFIX" "$RUNS" "$BULK_RUNS" "$WARMUP" "$HOST_ABSENT"
 }
+bench_traps "$WORK"
 
-CLEANED=0
-cleanup() {
-  local rc=$?
-  trap '' INT TERM HUP
-  [ "$CLEANED" = 0 ] || exit "$rc"
-  CLEANED=1
-  if [ -f "$TIMER" ]; then
-    BENCH_CFG=$(cfg_json) "$NODE" "$TIMER" sweep || rc=1
-  fi
-  if [ "$KEEP" = 1 ]; then
-    echo "kept $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# ---- a private copy of the engine: a rebuild of dist/ or build/ during the benchmark neither
-# breaks runs nor mixes two builds in one sample; the V8 code caches it writes stay in it ----
-mkdir -p "$WORK/tsrun/dist/bin" "$WORK/tsrun/build/Release"
-cp -p "$LAUNCHER" "${LAUNCHER}.cjs" "$WORK/tsrun/dist/bin/"
-[ ! -f "$(dirname "$LAUNCHER")/package.json" ] || cp -p "$(dirname "$LAUNCHER")/package.json" "$WORK/tsrun/dist/bin/"
-cp -p "${LAUNCHER}".cjs.*.v8cache "$WORK/tsrun/dist/bin/" 2>/dev/null || true
-cp -p "$ADDON" "$WORK/tsrun/build/Release/tsrun.node"
-cp -p "$(dirname "$ADDON")/tsrun-init" "$WORK/tsrun/build/Release/"
-[ ! -d "$REPO/node_modules" ] || ln -s "$REPO/node_modules" "$WORK/tsrun/node_modules"
-TSRUN_COPY=$WORK/tsrun/dist/bin/$(basename "$LAUNCHER")
-TS=("$TSRUN_COPY" --root "$WORK/tsrun-root" --runroot "$WORK/tsrun-run")
+# ---- a private copy of the engine; the V8 code caches it writes stay in it ----
+bench_private_copy "$LAUNCHER" "$ADDON" "$WORK/tsrun"
+TS=("$COPY" --root "$WORK/tsrun-root" --runroot "$WORK/tsrun-run")
 
 # ---- the image and the bundles ----
 # runc writes the starter config.json: nothing lands in dist/bin (no tsrun-oci V8 cache)
-if ! SPEC_TOOL=$RUNC "$REPO/images/busybox/build.sh" "$WORK/img" >"$WORK/img.log" 2>&1 ||
-  ! "$REPO/images/busybox/oci-layout.sh" "$WORK/img" >>"$WORK/img.log" 2>&1; then
-  cat "$WORK/img.log" >&2
-  die "cannot build the busybox image with $REPO/images/busybox/{build,oci-layout}.sh (output above)"
-fi
+bench_busybox_oci "$WORK/img" "$RUNC"
 ARCHIVE=$WORK/img/busybox-oci.tar
 # shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
 "$NODE" -e '
@@ -186,193 +146,49 @@ if ! env -u NODE_EXTRA_CA_CERTS "${TS[@]}" load -i "$ARCHIVE" -t localhost/busyb
   die "tsrun load of $ARCHIVE failed (output above)"
 fi
 
+bench_timer_lib "$WORK"
 cat >"$TIMER" <<'JS'
 // Interleaved measurements, stats, leftover checks and cleanup (see scripts/bench-engine.sh).
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const C = require('./bench-common.cjs');
+const { RunError, pause, listDir, stats } = C;
 
 const cfg = JSON.parse(process.env.BENCH_CFG);
-const env = { ...process.env };
-delete env.BENCH_CFG;
-delete env.NODE_EXTRA_CA_CERTS; // ~35-40 ms per Node start on some hosts: not tsrun's cost
-delete env.TSRUN_NATIVE;
+const env = C.cleanEnv();
 const W = (...p) => path.join(cfg.work, ...p);
-const podmanEnv = { ...env, CONTAINERS_CONF: W('podman', 'containers.conf'), CONTAINERS_STORAGE_CONF: W('podman', 'storage.conf'), TMPDIR: W('podman', 'tmp') };
+const podmanEnv = C.podmanEnvOf(env, W('podman'), W('podman', 'tmp'));
 const TS = [cfg.tsrun, '--root', W('tsrun-root'), '--runroot', W('tsrun-run')];
 const RUNC_ROOT = W('runc');
 const PODMAN_IMAGE = 'localhost/busybox:latest';
 const BULK = 50;
 const MEM = 10;
 
-const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const notes = new Map(); // what -> Set of stderr texts of successful runs
 const tsIds = new Set(); // every tsrun container id seen (for the cgroup check)
-let outSeq = 0;
-
-class RunError extends Error {}
-const show = (s) => (s.length ? s.replace(/\n?$/, '\n') : '(empty)\n');
-
-/** One timed command; stdout/stderr to fresh files on the tmpfs. */
-function exec(argv, { env: e = env, what, timeout = 120_000, mayFail = false } = {}) {
-  const [file, ...args] = argv;
-  const base = W('out', String(++outSeq % 4));
-  const outPath = `${base}.out`;
-  const errPath = `${base}.err`;
-  fs.rmSync(outPath, { force: true });
-  fs.rmSync(errPath, { force: true });
-  const ofd = fs.openSync(outPath, 'w');
-  const efd = fs.openSync(errPath, 'w');
-  let r;
-  let t0;
-  let t1;
-  try {
-    t0 = process.hrtime.bigint();
-    r = spawnSync(file, args, { env: e, stdio: ['ignore', ofd, efd], timeout, cwd: '/' });
-    t1 = process.hrtime.bigint();
-  } finally {
-    fs.closeSync(ofd);
-    fs.closeSync(efd);
-  }
-  const stdout = fs.readFileSync(outPath, 'utf8');
-  const stderr = fs.readFileSync(errPath, 'utf8');
-  const ok = !r.error && r.status === 0;
-  if (!ok && !mayFail) {
-    const how = r.error ? `error ${r.error.message}` : r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`;
-    throw new RunError(`FAILED: ${what}: ${how}\n  command: ${argv.join(' ')}\n  --- stderr ---\n${show(stderr)}  --- stdout ---\n${show(stdout)}`);
-  }
-  if (ok && what && stderr.trim()) {
-    if (!notes.has(what)) notes.set(what, new Set());
-    notes.get(what).add(stderr.trim());
-  }
-  return { ok, ms: Number(t1 - t0) / 1e6, stdout, stderr, status: r.status };
-}
+const exec = C.makeExec({ outDir: W('out'), env, notes });
 const pd = (args, o = {}) => exec([cfg.podman, ...args], { env: podmanEnv, ...o });
 const ts = (args, o = {}) => exec([...TS, ...args], o);
 
-// ---- processes, cgroups, mounts ----
-const isDir = (p) => {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-};
-const listDir = (d) => {
-  try {
-    return fs.readdirSync(d);
-  } catch {
-    return [];
-  }
-};
-const readLink = (p) => {
-  try {
-    return fs.readlinkSync(p);
-  } catch {
-    return '';
-  }
-};
-const under = (p) => p === cfg.work || p.startsWith(`${cfg.work}/`);
-
-/**
- * Our processes (not this one, not our shell): command line or environment mentions the work dir
- * (our tsrun CLI, podman, conmon, `podman container cleanup`, runc) or the prefix; a tsrun-monitor
- * with an fd or cwd in the work dir (its container's directory, its log); or a process in a
- * cgroup of one of our containers (the containers' own `sleep`).
- */
-function ourProcs({ cgroups = true } = {}) {
-  const res = [];
-  const cgNeedles = cgroups ? [`/${cfg.prefix}-`, ...[...tsIds].map((id) => `/tsrun/${id}`), ...[...podmanIds()].map((id) => `/libpod-${id}`)] : [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const pid = Number(e);
-    if (pid === process.pid || pid === process.ppid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').join(' ').trim();
-      if (!cmd) continue; // kernel thread or zombie
-      const hit = (s) => s.includes(cfg.work) || s.includes(cfg.prefix);
-      let ours = hit(cmd) || hit(fs.readFileSync(`/proc/${e}/environ`, 'utf8'));
-      if (!ours && cmd.startsWith('tsrun-monitor')) {
-        ours = under(readLink(`/proc/${e}/cwd`)) || listDir(`/proc/${e}/fd`).some((fd) => under(readLink(`/proc/${e}/fd/${fd}`)));
-      }
-      if (!ours && cgNeedles.length) {
-        const cg = fs.readFileSync(`/proc/${e}/cgroup`, 'utf8');
-        ours = cgNeedles.some((n) => cg.includes(n));
-      }
-      if (ours) res.push({ pid, cmd: cmd.slice(0, 200) });
-    } catch {
-      /* exited */
-    }
-  }
-  return res;
-}
-
+// ---- processes, cgroups, mounts (scripts/lib/bench-common.cjs) ----
+const podmanIds = () => C.podmanIds(W('podman', 'tmp', 'events.log'));
+/** Ours: mentions the work dir or the prefix, a tsrun-monitor of ours, or in a cgroup of one of our containers. */
+const ourProcs = ({ cgroups = true } = {}) =>
+  C.ourProcs({
+    needles: [cfg.work, cfg.prefix],
+    dirs: [cfg.work],
+    cgroups,
+    cgNeedles: cgroups ? [`/${cfg.prefix}-`, ...[...tsIds].map((id) => `/tsrun/${id}`), ...[...podmanIds()].map((id) => `/libpod-${id}`)] : [],
+  });
 /** Untimed: until no helper of ours runs (conmon, podman cleanup, tsrun monitors). Returns the ms waited, or -1 after 15 s. */
-function waitQuiet() {
-  const t0 = Date.now();
-  while (ourProcs({ cgroups: false }).length) {
-    if (Date.now() - t0 > 15_000) return -1;
-    pause(5);
-  }
-  return Date.now() - t0;
-}
-
-function podmanIds() {
-  const ids = new Set();
-  let text = '';
-  try {
-    text = fs.readFileSync(W('podman', 'tmp', 'events.log'), 'utf8');
-  } catch {
-    return ids;
-  }
-  for (const line of text.split('\n')) {
-    try {
-      const ev = JSON.parse(line);
-      if (ev.Type === 'container' && ev.ID) ids.add(ev.ID);
-    } catch {
-      /* partial line */
-    }
-  }
-  return ids;
-}
-
-/** Container cgroups of ours: <prefix>-* (runc), tsrun/<our id>, libpod_parent/libpod-<our podman id>. */
-function ourCgroups() {
-  const found = [];
-  const pids = podmanIds();
-  const walk = (dir, depth) => {
-    for (const e of listDir(dir)) {
-      const p = path.join(dir, e);
-      if (!isDir(p)) continue;
-      const parent = path.basename(dir);
-      if (e.startsWith(`${cfg.prefix}-`)) found.push(p);
-      else if (parent === 'tsrun' && [...tsIds].some((id) => id.length >= 12 && e.startsWith(id))) found.push(p); // ps -q gives short ids
-      else if (parent === 'libpod_parent' && e.startsWith('libpod-') && pids.has(e.slice('libpod-'.length))) found.push(p);
-      else if (depth < 4 && e !== parent) walk(p, depth + 1);
-    }
-  };
-  walk('/sys/fs/cgroup', 1);
-  return found;
-}
-
-function mountsUnder() {
-  const res = [];
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const mp = line.split(' ')[4];
-    if (!mp) continue;
-    const p = mp.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-    if (under(p)) res.push(p);
-  }
-  return res.reverse(); // deepest first
-}
-
+const waitQuiet = () => C.waitQuiet(() => ourProcs({ cgroups: false }));
+const ourCgroups = () => C.ourCgroups({ prefix: cfg.prefix, tsIds, pdIds: podmanIds() });
+const mountsUnder = () => C.mountsUnder([cfg.work]);
 /** Runtime state of our podman containers in runc's default root (podman passes no --root). */
-function podmanStateLeft() {
-  const ids = podmanIds();
-  return listDir('/run/runc').filter((e) => ids.has(e));
-}
+const podmanStateLeft = () => C.runtimeStateLeft(podmanIds(), [['/run/runc', cfg.runc]]).map((s) => s.entry);
 
 function tsrunLeft() {
   const r = ts(['ps', '-aq', '--no-trunc'], { what: null, mayFail: true });
@@ -383,17 +199,6 @@ function runcLeft() {
 }
 
 // ---- stats ----
-function quantile(sorted, q) {
-  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]; // nearest rank
-}
-function median(sorted) {
-  const n = sorted.length;
-  return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-}
-function stats(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return { n: s.length, min: s[0], med: median(s), p90: quantile(s, 0.9), max: s[s.length - 1], mean: s.reduce((a, b) => a + b, 0) / s.length };
-}
 const f = (x, w = 8) => x.toFixed(1).padStart(w);
 const row = (name, s) => `  ${name.padEnd(24)}${f(s.min)}${f(s.med)}${f(s.p90)}`;
 const head = () => `  ${''.padEnd(24)}${'min'.padStart(8)}${'median'.padStart(8)}${'p90'.padStart(8)}`;
@@ -718,13 +523,7 @@ function verify() {
 function sweep() {
   loadIds();
   const forced = [];
-  const step = (name, fn) => {
-    try {
-      fn();
-    } catch (e) {
-      forced.push(`${name}: ${e.message}`);
-    }
-  };
+  const step = (name, fn) => C.sweepStep(forced, name, fn);
   step('tsrun containers', () => {
     if (!fs.existsSync(W('tsrun-root'))) return;
     const t = tsrunLeft();
@@ -743,89 +542,12 @@ function sweep() {
     }
   });
   if (cfg.podman && fs.existsSync(W('podman', 'containers.conf'))) {
-    step('podman rm -af', () => {
-      const r = spawnSync(cfg.podman, ['rm', '--all', '--force', '--time', '0'], { env: podmanEnv, encoding: 'utf8', timeout: 60_000 });
-      if (r.stdout && r.stdout.trim()) forced.push(`podman containers: ${r.stdout.trim().split('\n').join(' ')}`);
-      if (r.status !== 0) forced.push(`podman rm -af failed: ${r.error?.message ?? r.stderr}`);
-    });
-    step('podman runtime state', () => {
-      for (const id of podmanStateLeft()) {
-        forced.push(`runc state /run/runc/${id}`);
-        spawnSync(cfg.runc, ['delete', '--force', id], { env, stdio: 'ignore', timeout: 30_000 });
-        fs.rmSync(path.join('/run/runc', id), { recursive: true, force: true });
-      }
-    });
+    C.sweepPodman(forced, { podman: cfg.podman, podmanEnv, env, pdIds: podmanIds, roots: [['/run/runc', cfg.runc]] });
   }
-  step('processes', () => {
-    const deadline = Date.now() + 5_000;
-    while (ourProcs().length && Date.now() < deadline) pause(50);
-    const procs = ourProcs();
-    for (const p of procs) {
-      forced.push(`process ${p.pid} ${p.cmd}`);
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {}
-    }
-    const until = Date.now() + 3_000;
-    while (procs.some((p) => fs.existsSync(`/proc/${p.pid}`)) && Date.now() < until) pause(20);
-  });
-  step('cgroups', () => {
-    for (const c of ourCgroups()) {
-      forced.push(`cgroup ${c}`);
-      const dirs = [];
-      const walk = (d) => {
-        dirs.push(d);
-        for (const e of listDir(d)) if (isDir(path.join(d, e))) walk(path.join(d, e));
-      };
-      walk(c);
-      for (const d of dirs) {
-        for (const [file, v] of [['freezer.state', 'THAWED'], ['cgroup.freeze', '0']]) {
-          try {
-            fs.writeFileSync(path.join(d, file), v);
-          } catch {}
-        }
-        for (const pid of listDir(d).includes('cgroup.procs') ? fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean) : []) {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {}
-        }
-      }
-      pause(100);
-      for (const d of dirs.reverse()) {
-        try {
-          fs.rmdirSync(d);
-        } catch {}
-      }
-    }
-  });
-  step('mounts', () => {
-    for (const m of mountsUnder()) {
-      forced.push(`mount ${m}`);
-      if (spawnSync('umount', [m], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
-    }
-  });
-  step('host paths', () => {
-    // put back what the clients created outside our dir: only when it was absent before, and
-    // (except podman's blob-info cache) only empty directories, deepest first
-    const absent = fs.readFileSync(cfg.hostAbsent, 'utf8').split('\n').filter(Boolean);
-    const prune = (d) => {
-      if (!isDir(d)) return;
-      for (const e of listDir(d)) prune(path.join(d, e));
-      try {
-        fs.rmdirSync(d);
-      } catch {}
-    };
-    for (const p of absent.filter((p) => p.startsWith('/sys/fs/cgroup/'))) {
-      try {
-        fs.rmdirSync(path.join(p, 'conmon')); // libpod_parent/conmon: podman's shared conmon cgroup
-      } catch {}
-      try {
-        fs.rmdirSync(p);
-      } catch {}
-    }
-    if (absent.includes('/var/lib/containers/cache')) fs.rmSync('/var/lib/containers/cache', { recursive: true, force: true });
-    for (const p of ['/var/lib/containers', '/run/runc', '/run/tsrun']) if (absent.includes(p)) prune(p);
-  });
+  C.sweepProcs(forced, ourProcs);
+  C.sweepCgroups(forced, ourCgroups());
+  C.sweepMounts(forced, mountsUnder());
+  C.sweepHostPaths(forced, cfg.hostAbsent);
   if (forced.length) {
     process.stderr.write(`bench-engine: cleanup had to remove:\n  ${forced.join('\n  ')}\n`);
     process.exit(1);
@@ -851,55 +573,8 @@ JS
 # ---- podman: a private configuration and the image ----
 if [ "$PODMAN" = 1 ]; then
   PD=$WORK/podman
-  mkdir -p "$PD/graphroot" "$PD/runroot" "$PD/tmp" "$PD/networks"
-  # no CAP_SYS_RESOURCE in some sandboxes: podman's default rlimits for root (nofile/nproc
-  # 1048576) cannot be set there; stay at or below the current hard limits
-  hard_nofile=$(ulimit -Hn); hard_nproc=$(ulimit -Hu)
-  nofile=1024; [ "$hard_nofile" = unlimited ] || [ "$hard_nofile" -ge 1024 ] || nofile=$hard_nofile
-  nproc=4096; [ "$hard_nproc" = unlimited ] || [ "$hard_nproc" -ge 4096 ] || nproc=$hard_nproc
-  cat >"$PD/containers.conf" <<EOF
-# generated by scripts/bench-engine.sh (as scripts/bench-verbs.sh)
-[containers]
-pids_limit = 0
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-log_driver = "k8s-file"
-
-[network]
-# --network none; CNI with a private config dir writes nothing on the host
-network_backend = "cni"
-network_config_dir = "$PD/networks"
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$PD/tmp/events.log"
-tmp_dir = "$PD/tmp"
-image_copy_tmp_dir = "$PD/tmp"
-lock_type = "file"
-runtime = "runc"
-
-[engine.runtimes]
-runc = ["$RUNC"]
-EOF
-  cat >"$PD/storage.conf" <<EOF
-[storage]
-driver = "overlay"
-runroot = "$PD/runroot"
-graphroot = "$PD/graphroot"
-EOF
-  podman_() { env -u NODE_EXTRA_CA_CERTS CONTAINERS_CONF="$PD/containers.conf" CONTAINERS_STORAGE_CONF="$PD/storage.conf" TMPDIR="$PD/tmp" "$PODMAN_BIN" "$@"; }
-  if ! podman_ load -i "$ARCHIVE" >"$PD/load.log" 2>&1; then
-    cat "$PD/load.log" >&2
-    die "podman load -i $ARCHIVE failed (output above)"
-  fi
-  # the archive's only name is its ref.name annotation "latest": podman 4 calls it localhost/latest:latest
-  loaded=$(sed -n 's/^Loaded image[^:]*: *//p' "$PD/load.log" | head -1 | cut -d, -f1)
-  [ -n "$loaded" ] || { cat "$PD/load.log" >&2; die "podman load printed no image name (output above)"; }
-  if [ "$loaded" != localhost/busybox:latest ]; then
-    podman_ tag "$loaded" localhost/busybox:latest || die "podman tag $loaded localhost/busybox:latest failed"
-  fi
-  podman_ image exists localhost/busybox:latest || die "localhost/busybox:latest not in the private podman storage after load"
-  PODMAN_LOADED=$loaded
+  bench_podman_config "$PD" "$PD/graphroot" "$PD/runroot" "$PD/tmp" "$PD/networks" scripts/bench-engine.sh
+  bench_podman_load "$ARCHIVE"
 fi
 
 # ---- header ----
@@ -908,8 +583,8 @@ git_dirty=$(git -C "$REPO" status --porcelain -- src native 2>/dev/null | wc -l)
 echo "tsrun (the engine) vs podman (runtime runc), runc and conmon: busybox, one interleaved run"
 echo "  date      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "  host      $(uname -sr), $(nproc) CPU, load average $(cut -d" " -f1-3 /proc/loadavg), cgroup $( [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] && echo v2 || echo "v1/hybrid")"
-echo "  tsrun     $LAUNCHER (commit $git_rev, $git_dirty changed file(s) in src/ native/; bundle sha256 $(sha256sum "${TSRUN_COPY}.cjs" | cut -c1-12))"
-echo "            run from a private copy: $TSRUN_COPY"
+echo "  tsrun     $LAUNCHER (commit $git_rev, $git_dirty changed file(s) in src/ native/; bundle sha256 $(sha256sum "${COPY}.cjs" | cut -c1-12))"
+echo "            run from a private copy: $COPY"
 echo "  runc      $RUNC ($("$RUNC" --version | head -1))"
 echo "  node      $NODE $("$NODE" --version) (the #! of the launcher)"
 if [ "$PODMAN" = 1 ]; then

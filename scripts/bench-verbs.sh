@@ -2,7 +2,7 @@
 # Wall time of each OCI runtime verb, tsrun-oci vs runc, plus `podman run --rm` with either
 # runtime, with `node -e 0` (the node of dist/bin/tsrun-oci's #! line) as the floor for any Node CLI.
 #
-#   scripts/bench-verbs.sh [--runs N] [--warmup N] [--no-podman] [--keep]
+#   scripts/bench-verbs.sh [--runs N] [--warmup N] [--no-podman] [--keep] [--quick]
 #   npm run bench:verbs -- --runs 30
 #
 #   --runs N      timed rounds (default 20, at least 5)
@@ -10,6 +10,7 @@
 #   --no-podman   skip the `podman run` pair (and podman's setup)
 #   --keep        keep the work directories (bundles, raw samples, podman's config and storage);
 #                 containers are removed all the same
+#   --quick       --runs 5 --warmup 1 (a smoke run: the numbers are rough)
 #
 # Needs root, a built tree (`npm run build`), runc, busybox-static; podman and conmon unless
 # --no-podman. TSRUN_OCI=/path/to/launcher and RUNC=/path/to/runc override the binaries.
@@ -21,9 +22,10 @@
 #   (create B; start B, untimed) delete --force B; run R (foreground, /bin/true)
 # then `node -e 0`, then (unless --no-podman) `podman --runtime tsrun run --rm --network none
 # localhost/busybox:latest true` and the same with `--runtime runc`, on a private podman
-# configuration (as tests/integration/helpers/clients.ts: private graphroot, runroot, tmp dir,
-# file locks and events, CNI with a private config dir, cgroupfs; podman passes no --root, so
-# its runtimes keep their state in their defaults /run/tsrun and /run/runc). After each podman
+# configuration (scripts/lib/bench-common.sh, as tests/integration/helpers/clients.ts: private
+# graphroot, runroot, tmp dir, file locks and events, CNI with a private config dir, cgroupfs;
+# podman passes no --root, so its runtimes keep their state in their defaults /run/tsrun and
+# /run/runc). After each podman
 # run the script waits (untimed) until conmon and `podman container cleanup` are gone.
 # Both runtimes' --root is a private directory on a tmpfs (/run when it is one, else /dev/shm),
 # so the fsync of a state write costs what it costs in /run on a real host. Wall time is
@@ -50,6 +52,7 @@ while [ $# -gt 0 ]; do
     --warmup=*) WARMUP=${1#--warmup=}; shift ;;
     --no-podman) PODMAN=0; shift ;;
     --keep) KEEP=1; shift ;;
+    --quick) RUNS=5; WARMUP=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -79,26 +82,17 @@ fi
 # FAST: a tmpfs, as /run is on a real host: the runtimes' --root, podman's runroot and tmp dir,
 # the runs' stdout/stderr files. WORK: a disk, as /var/lib is: bundles, the private copy,
 # podman's graphroot and config, samples.
-if [ "$(stat -f -c %T /run)" = tmpfs ]; then FAST_BASE=/run
-elif [ "$(stat -f -c %T /dev/shm)" = tmpfs ]; then FAST_BASE=/dev/shm
-else die "neither /run nor /dev/shm is a tmpfs: nowhere to put the state roots"
-fi
+# shellcheck source=scripts/lib/bench-common.sh
+. "$REPO/scripts/lib/bench-common.sh"
+bench_fast_base
 FAST=$FAST_BASE/tsrun-bench-$$
 PREFIX=tbv$$
 WORK=
 mkdir -m 0700 "$FAST" || die "cannot create $FAST"
 WORK=$(mktemp -d /var/tmp/tsrun-bench-verbs.XXXXXX) || { rmdir "$FAST"; die "cannot create a work directory in /var/tmp"; }
 mkdir -p "$FAST/roots" "$FAST/out" "$WORK/podman"
-
-# host paths the clients may create outside our dirs: noted now, put back at the end when we made them
 HOST_ABSENT=$WORK/host-absent
-: >"$HOST_ABSENT"
-for p in /var/lib/containers/cache /var/lib/containers /run/runc /run/tsrun; do
-  [ -e "$p" ] || echo "$p" >>"$HOST_ABSENT"
-done
-for h in /sys/fs/cgroup/*/; do # cgroup parents: tsrun's default, podman's cgroupfs parent
-  for sub in tsrun libpod_parent; do [ -e "$h$sub" ] || echo "$h$sub" >>"$HOST_ABSENT"; done
-done
+bench_note_host_paths "$HOST_ABSENT"
 
 TIMER=$WORK/timer.cjs
 cfg_json() {
@@ -108,38 +102,11 @@ cfg_json() {
     "$TSRUN" "$RUNC" "$NODE" "$PODMAN_BIN" "$WORK" "$FAST" "$PREFIX" "$RUNS" "$WARMUP" "$KEEP" "$HOST_ABSENT"
 }
 TSRUN=$LAUNCHER
+bench_traps "$WORK" "$FAST"
 
-CLEANED=0
-cleanup() {
-  local rc=$?
-  trap '' INT TERM HUP
-  [ "$CLEANED" = 0 ] || exit "$rc"
-  CLEANED=1
-  if [ -f "$TIMER" ]; then
-    BENCH_CFG=$(cfg_json) "$NODE" "$TIMER" sweep || rc=1
-  fi
-  if [ "$KEEP" = 1 ]; then
-    echo "kept $WORK and $FAST"
-  else
-    rm -rf "$WORK" "$FAST"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# ---- a private copy of the runtime (as scripts/bench-run.sh): a rebuild of dist/ or build/
-# during the benchmark neither breaks runs nor mixes two builds in one sample ----
-mkdir -p "$WORK/tsrun/dist/bin" "$WORK/tsrun/build/Release"
-cp -p "$LAUNCHER" "${LAUNCHER}.cjs" "$(dirname "$LAUNCHER")/package.json" "$WORK/tsrun/dist/bin/"
-for b in "${LAUNCHER}"-*.cjs; do [ ! -f "$b" ] || cp -p "$b" "$WORK/tsrun/dist/bin/"; done   # the fast bundles (hot verbs, create/run)
-cp -p "${LAUNCHER}".cjs.*.v8cache "${LAUNCHER}"-*.cjs.*.v8cache "$WORK/tsrun/dist/bin/" 2>/dev/null || true
-cp -p "$ADDON" "$WORK/tsrun/build/Release/tsrun.node"
-cp -p "$(dirname "$ADDON")/tsrun-init" "$WORK/tsrun/build/Release/"
-[ -d "$REPO/node_modules" ] && ln -s "$REPO/node_modules" "$WORK/tsrun/node_modules" # pino, for --log-format json (podman)
-TSRUN=$WORK/tsrun/dist/bin/$(basename "$LAUNCHER")
+# ---- a private copy of the runtime (as scripts/bench-run.sh) ----
+bench_private_copy "$LAUNCHER" "$ADDON" "$WORK/tsrun"
+TSRUN=$COPY
 
 # ---- the bundles ----
 build_bundle() { # DIR ARGS_JSON
@@ -160,20 +127,20 @@ build_bundle() { # DIR ARGS_JSON
 build_bundle "$WORK/bundle-sleep" '["/bin/sleep","600"]'
 build_bundle "$WORK/bundle-true" '["/bin/true"]'
 
+bench_timer_lib "$WORK"
 cat >"$TIMER" <<'JS'
 // Interleaved wall-time measurement, stats, leftover checks and cleanup (see scripts/bench-verbs.sh).
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const C = require('./bench-common.cjs');
+const { RunError, pause, isDir, listDir, stats } = C;
 
 const cfg = JSON.parse(process.env.BENCH_CFG);
-const env = { ...process.env };
-delete env.BENCH_CFG;
-delete env.NODE_EXTRA_CA_CERTS; // ~35-40 ms per Node start on this host: not tsrun's cost
-delete env.TSRUN_NATIVE;
+const env = C.cleanEnv();
 const P = (...p) => path.join(cfg.work, 'podman', ...p);
-const podmanEnv = { ...env, CONTAINERS_CONF: P('containers.conf'), CONTAINERS_STORAGE_CONF: P('storage.conf'), TMPDIR: path.join(cfg.fast, 'podman', 'tmp') };
+const podmanEnv = C.podmanEnvOf(env, P(), path.join(cfg.fast, 'podman', 'tmp'));
 const IMAGE = 'localhost/busybox:latest';
 const sleepBundle = path.join(cfg.work, 'bundle-sleep');
 const trueBundle = path.join(cfg.work, 'bundle-true');
@@ -185,45 +152,9 @@ const RUNTIMES = [
 const VERBS = ['create', 'start', 'state', 'pause', 'resume', 'kill', 'delete', 'delete --force', 'run'];
 const notes = new Map(); // "runtime verb" -> Set of stderr texts of successful runs
 
-const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-let outSeq = 0;
-
-class RunError extends Error {}
-
-/** One timed command; stdout/stderr go to fresh files on the tmpfs. */
-function exec(file, args, { env: e = env, what, timeout = 60_000, mayFail = false } = {}) {
-  const base = path.join(cfg.fast, 'out', String(++outSeq % 4));
-  const outPath = `${base}.out`;
-  const errPath = `${base}.err`;
-  fs.rmSync(outPath, { force: true }); // a detached container may still hold the old file
-  fs.rmSync(errPath, { force: true });
-  const ofd = fs.openSync(outPath, 'w');
-  const efd = fs.openSync(errPath, 'w');
-  let r;
-  let t0;
-  let t1;
-  try {
-    t0 = process.hrtime.bigint();
-    r = spawnSync(file, args, { env: e, stdio: ['ignore', ofd, efd], timeout });
-    t1 = process.hrtime.bigint();
-  } finally {
-    fs.closeSync(ofd);
-    fs.closeSync(efd);
-  }
-  const stdout = fs.readFileSync(outPath, 'utf8');
-  const stderr = fs.readFileSync(errPath, 'utf8');
-  const ok = !r.error && r.status === 0;
-  if (!ok && !mayFail) {
-    const how = r.error ? `error ${r.error.message}` : r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`;
-    const show = (s) => (s.length ? s.replace(/\n?$/, '\n') : '(empty)\n');
-    throw new RunError(`FAILED: ${what}: ${how}\n  command: ${file} ${args.join(' ')}\n  --- stderr ---\n${show(stderr)}  --- stdout ---\n${show(stdout)}`);
-  }
-  if (ok && what && stderr.trim()) {
-    if (!notes.has(what)) notes.set(what, new Set());
-    notes.get(what).add(stderr.trim());
-  }
-  return { ok, ms: Number(t1 - t0) / 1e6, stdout, stderr, status: r.status };
-}
+/** One timed command; stdout/stderr go to fresh files on the tmpfs (scripts/lib/bench-common.cjs). */
+const run = C.makeExec({ outDir: path.join(cfg.fast, 'out'), env, notes, timeout: 60_000 });
+const exec = (file, args, o) => run([file, ...args], o);
 
 /** pid gone or a zombie (the init is reaped by pid 1 or a subreaper, not by us). */
 function procDone(pid) {
@@ -275,118 +206,24 @@ function lifecycle(rt, label) {
   return t;
 }
 
-// ---- processes, cgroups, mounts ----
+// ---- processes, cgroups, mounts (scripts/lib/bench-common.cjs) ----
 /**
  * Processes (not us, not our shell) whose command line or environment mentions a needle (podman
  * and conmon carry CONTAINERS_CONF=<work>/...), or that sit in a cgroup named <prefix>-*: a
  * container's own processes (sleep) mention nothing.
  */
-function procsMentioning(needles, { environ = true } = {}) {
-  const res = [];
-  const inOurCgroup = (pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/${cfg.prefix}-`);
-    } catch {
-      return false;
-    }
-  };
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const pid = Number(e);
-    if (pid === process.pid || pid === process.ppid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').join(' ').trim();
-      if (!cmd) continue; // kernel thread or zombie
-      const hit = (s) => needles.some((n) => s.includes(n));
-      if (hit(cmd) || (environ && hit(fs.readFileSync(`/proc/${e}/environ`, 'utf8'))) || inOurCgroup(e)) res.push({ pid, cmd: cmd.slice(0, 200) });
-    } catch {
-      /* exited */
-    }
-  }
-  return res;
-}
-
+const procsMentioning = (needles) => C.ourProcs({ needles, cgNeedles: [`/${cfg.prefix}-`] });
 /** conmon and `podman container cleanup` outlive `podman run --rm`: let them finish before timing anything else. */
-function waitPodmanQuiet() {
-  const deadline = Date.now() + 15_000;
-  while (procsMentioning([cfg.work]).length) {
-    if (Date.now() > deadline) return false;
-    pause(5);
-  }
-  return true;
-}
-
-function podmanIds() {
-  const ids = new Set();
-  let text = '';
-  try {
-    text = fs.readFileSync(path.join(cfg.fast, 'podman', 'tmp', 'events.log'), 'utf8');
-  } catch {
-    return ids;
-  }
-  for (const line of text.split('\n')) {
-    try {
-      const ev = JSON.parse(line);
-      if (ev.Type === 'container' && ev.ID) ids.add(ev.ID);
-    } catch {
-      /* partial line */
-    }
-  }
-  return ids;
-}
-
-const isDir = (p) => {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-};
-const listDir = (d) => {
-  try {
-    return fs.readdirSync(d);
-  } catch {
-    return [];
-  }
-};
-
-/** Container cgroups the bench made: named <prefix>-* anywhere (depth <= 4), and libpod_parent/libpod-<our podman id>. */
-function ourCgroups() {
-  const found = [];
-  const pids = podmanIds();
-  const walk = (dir, depth) => {
-    for (const e of listDir(dir)) {
-      const p = path.join(dir, e);
-      if (!isDir(p)) continue;
-      if (e.startsWith(`${cfg.prefix}-`)) found.push(p);
-      else if (e.startsWith('libpod-') && path.basename(dir) === 'libpod_parent' && pids.has(e.slice('libpod-'.length))) found.push(p);
-      else if (depth < 4) walk(p, depth + 1);
-    }
-  };
-  walk('/sys/fs/cgroup', 1);
-  return found;
-}
-
-function mountsUnder(dirs) {
-  const res = [];
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const mp = line.split(' ')[4];
-    if (!mp) continue;
-    const p = mp.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-    if (dirs.some((d) => p === d || p.startsWith(`${d}/`))) res.push(p);
-  }
-  return res.reverse(); // deepest first
-}
-
+const waitPodmanQuiet = () => C.waitQuiet(() => procsMentioning([cfg.work])) >= 0;
+const podmanIds = () => C.podmanIds(path.join(cfg.fast, 'podman', 'tmp', 'events.log'));
+const ourCgroups = () => C.ourCgroups({ prefix: cfg.prefix, pdIds: podmanIds() });
+const mountsUnder = C.mountsUnder;
 /** Runtime state of our podman containers in the runtimes' default roots (podman passes no --root). */
-function podmanStateLeft() {
-  const ids = podmanIds();
-  const res = [];
-  for (const [root, file] of [['/run/tsrun', cfg.tsrun], ['/run/runc', cfg.runc]]) {
-    for (const e of listDir(root)) if (ids.has(e) || ids.has(e.replace(/\.lock$/, ''))) res.push({ root, id: e.replace(/\.lock$/, ''), file, entry: e });
-  }
-  return res;
-}
+const PODMAN_ROOTS = [
+  ['/run/tsrun', cfg.tsrun],
+  ['/run/runc', cfg.runc],
+];
+const podmanStateLeft = () => C.runtimeStateLeft(podmanIds(), PODMAN_ROOTS);
 
 function leftovers() {
   const problems = [];
@@ -406,19 +243,6 @@ function leftovers() {
     else if (r.stdout.trim()) problems.push(`podman containers left: ${r.stdout.trim().split('\n').join(' ')}`);
   }
   return { problems, roots };
-}
-
-// ---- stats ----
-function quantile(sorted, q) {
-  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]; // nearest rank
-}
-function median(sorted) {
-  const n = sorted.length;
-  return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-}
-function stats(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return { n: s.length, min: s[0], med: median(s), p90: quantile(s, 0.9), max: s[s.length - 1] };
 }
 
 function bench() {
@@ -503,13 +327,7 @@ function verify() {
 /** Remove everything the bench made, whatever state it was left in (the EXIT trap). Reports what had to be removed by force. */
 function sweep() {
   const forced = [];
-  const step = (name, fn) => {
-    try {
-      fn();
-    } catch (e) {
-      forced.push(`${name}: ${e.message}`);
-    }
-  };
+  const step = (name, fn) => C.sweepStep(forced, name, fn);
   step('state roots', () => {
     for (const d of listDir(path.join(cfg.fast, 'roots'))) {
       const rt = RUNTIMES.find((r) => d.startsWith(`${r.key}-`));
@@ -521,91 +339,12 @@ function sweep() {
     }
   });
   if (cfg.podman && fs.existsSync(P('containers.conf'))) {
-    step('podman rm -af', () => {
-      const r = spawnSync(cfg.podman, ['rm', '--all', '--force', '--time', '0'], { env: podmanEnv, encoding: 'utf8', timeout: 60_000 });
-      if (r.stdout && r.stdout.trim()) forced.push(`podman containers: ${r.stdout.trim().split('\n').join(' ')}`);
-      if (r.status !== 0) forced.push(`podman rm -af failed: ${r.error?.message ?? r.stderr}`);
-    });
-    step('podman runtime state', () => {
-      for (const s of podmanStateLeft()) {
-        forced.push(`runtime state ${s.root}/${s.entry}`);
-        spawnSync(s.file, ['delete', '--force', s.id], { env, stdio: 'ignore', timeout: 30_000 });
-        fs.rmSync(path.join(s.root, s.entry), { recursive: true, force: true });
-      }
-    });
+    C.sweepPodman(forced, { podman: cfg.podman, podmanEnv, env, pdIds: podmanIds, roots: PODMAN_ROOTS });
   }
-  step('processes', () => {
-    const needles = [cfg.prefix, cfg.work, cfg.fast];
-    const deadline = Date.now() + 5_000;
-    while (procsMentioning(needles).length && Date.now() < deadline) pause(50);
-    const procs = procsMentioning(needles);
-    for (const p of procs) {
-      forced.push(`process ${p.pid} ${p.cmd}`);
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {}
-    }
-    const until = Date.now() + 3_000;
-    while (procs.some((p) => fs.existsSync(`/proc/${p.pid}`)) && Date.now() < until) pause(20);
-  });
-  step('cgroups', () => {
-    for (const c of ourCgroups()) {
-      forced.push(`cgroup ${c}`);
-      const dirs = [];
-      const walk = (d) => {
-        dirs.push(d);
-        for (const e of listDir(d)) if (isDir(path.join(d, e))) walk(path.join(d, e));
-      };
-      walk(c);
-      for (const d of dirs) {
-        for (const [file, v] of [['freezer.state', 'THAWED'], ['cgroup.freeze', '0']]) {
-          try {
-            fs.writeFileSync(path.join(d, file), v);
-          } catch {}
-        }
-        for (const pid of listDir(d).includes('cgroup.procs') ? fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean) : []) {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {}
-        }
-      }
-      pause(100);
-      for (const d of dirs.reverse()) {
-        try {
-          fs.rmdirSync(d);
-        } catch {}
-      }
-    }
-  });
-  step('mounts', () => {
-    for (const m of mountsUnder([cfg.work, cfg.fast])) {
-      forced.push(`mount ${m}`);
-      if (spawnSync('umount', [m], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
-    }
-  });
-  step('host paths', () => {
-    // put back what the clients created outside our dirs: only when it was absent before,
-    // and (except podman's blob-info cache) only empty directories, deepest first
-    const absent = fs.readFileSync(cfg.hostAbsent, 'utf8').split('\n').filter(Boolean);
-    const prune = (d) => {
-      if (!isDir(d)) return;
-      for (const e of listDir(d)) prune(path.join(d, e));
-      try {
-        fs.rmdirSync(d);
-      } catch {}
-    };
-    for (const p of absent.filter((p) => p.startsWith('/sys/fs/cgroup/'))) {
-      // libpod_parent/conmon is podman's shared conmon cgroup, empty once conmon is gone
-      try {
-        fs.rmdirSync(path.join(p, 'conmon'));
-      } catch {}
-      try {
-        fs.rmdirSync(p);
-      } catch {}
-    }
-    if (absent.includes('/var/lib/containers/cache')) fs.rmSync('/var/lib/containers/cache', { recursive: true, force: true });
-    for (const p of ['/var/lib/containers', '/run/runc', '/run/tsrun']) if (absent.includes(p)) prune(p);
-  });
+  C.sweepProcs(forced, () => procsMentioning([cfg.prefix, cfg.work, cfg.fast]));
+  C.sweepCgroups(forced, ourCgroups());
+  C.sweepMounts(forced, mountsUnder([cfg.work, cfg.fast]));
+  C.sweepHostPaths(forced, cfg.hostAbsent);
   if (forced.length) {
     process.stderr.write(`bench-verbs: cleanup had to remove:\n  ${forced.join('\n  ')}\n`);
     process.exit(1);
@@ -627,48 +366,12 @@ JS
 # ---- podman: a private configuration and the image ----
 if [ "$PODMAN" = 1 ]; then
   PD=$WORK/podman
-  mkdir -p "$PD/graphroot" "$PD/networks" "$FAST/podman/runroot" "$FAST/podman/tmp"
-  # no CAP_SYS_RESOURCE in some sandboxes: podman's default rlimits for root (nofile/nproc
-  # 1048576) cannot be set there; stay at or below the current hard limits
-  hard_nofile=$(ulimit -Hn); hard_nproc=$(ulimit -Hu)
-  nofile=1024; [ "$hard_nofile" = unlimited ] || [ "$hard_nofile" -ge 1024 ] || nofile=$hard_nofile
-  nproc=4096; [ "$hard_nproc" = unlimited ] || [ "$hard_nproc" -ge 4096 ] || nproc=$hard_nproc
-  cat >"$PD/containers.conf" <<EOF
-# generated by scripts/bench-verbs.sh (as tests/integration/helpers/clients.ts)
-[containers]
-pids_limit = 0
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-log_driver = "k8s-file"
-
-[network]
-# --network none; CNI with a private config dir writes nothing on the host
-network_backend = "cni"
-network_config_dir = "$PD/networks"
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$FAST/podman/tmp/events.log"
-tmp_dir = "$FAST/podman/tmp"
-image_copy_tmp_dir = "$FAST/podman/tmp"
-lock_type = "file"
-runtime = "runc"
-# conmon passes --log-format=json --log FILE only to runtimes whose basename is listed
-runtime_supports_json = ["tsrun", "tsrun-oci", "runc"]
-
-[engine.runtimes]
-tsrun = ["$TSRUN"]
-runc = ["$RUNC"]
-EOF
-  cat >"$PD/storage.conf" <<EOF
-[storage]
-driver = "overlay"
-runroot = "$FAST/podman/runroot"
-graphroot = "$PD/graphroot"
-EOF
+  # conmon passes --log-format=json --log FILE only to runtimes whose basename is listed
+  PODMAN_ENGINE_EXTRA='runtime_supports_json = ["tsrun", "tsrun-oci", "runc"]'
+  PODMAN_RUNTIMES_EXTRA="tsrun = [\"$TSRUN\"]"
+  bench_podman_config "$PD" "$PD/graphroot" "$FAST/podman/runroot" "$FAST/podman/tmp" "$PD/networks" scripts/bench-verbs.sh
   tar -C "$WORK/bundle-true/rootfs" --numeric-owner -cf "$PD/rootfs.tar" .
-  if ! env -u NODE_EXTRA_CA_CERTS CONTAINERS_CONF="$PD/containers.conf" CONTAINERS_STORAGE_CONF="$PD/storage.conf" TMPDIR="$FAST/podman/tmp" \
-    "$PODMAN_BIN" import --change 'CMD ["sh"]' "$PD/rootfs.tar" localhost/busybox:latest >"$PD/import.log" 2>&1; then
+  if ! podman_ import --change 'CMD ["sh"]' "$PD/rootfs.tar" localhost/busybox:latest >"$PD/import.log" 2>&1; then
     cat "$PD/import.log" >&2
     die "podman import of the busybox rootfs failed (output above)"
   fi
