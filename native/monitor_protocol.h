@@ -27,7 +27,9 @@
  *                      MON_FAILED{err}                  clone3 or setup failed; it exits
  *                      MON_EXITED{value=status}          after the exit record is written
  *   engine -> monitor  MON_INIT{value=init pid}         the container's pid 1 (from MSG_PID)
- *                      MON_DETACH                        the engine will close ctl: not an abort
+ *                      MON_DETACH                        the engine will close ctl: not an abort;
+ *                                                        sent before MON_INIT (the monitor may
+ *                                                        finish as soon as it knows the init)
  *                      MON_RESIZE{value=rows<<16|cols}   the foreground terminal's new size
  *                      MON_SIGNAL{value=signal}          forward to the init (foreground ^C etc)
  * EOF on ctl before MON_INIT: the engine died while setting up; the monitor kills what it

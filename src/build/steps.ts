@@ -66,9 +66,12 @@ export async function runStep(
   let created = false;
   const nullFd = openSync('/dev/null', 'r');
   const bridged = o.network !== 'none' && o.network !== 'host';
+  const ownNs = o.network !== 'host';
   try {
-    // A bridged RUN is a container on that network for the step's life (docker build's default).
-    const attached = bridged ? etcNetwork(await ctx.networks.setUp({ id, name: id, networks: [{ name: o.network, aliases: [] }], ports: [] })) : undefined;
+    // A RUN is a container with a namespace of its own (lo up) for the step's life, on the
+    // network when bridged (docker build's default).
+    const atts = ownNs ? await ctx.networks.setUp({ id, name: id, networks: bridged ? [{ name: o.network, aliases: [] }] : [], ports: [] }) : [];
+    const attached = bridged ? etcNetwork(atts) : undefined;
     const mode = bridged ? 'bridge' : (o.network as 'none' | 'host');
     const user = resolveExecUser(o.config.User ?? '', imageFile(fs.merged, 'etc/passwd'), imageFile(fs.merged, 'etc/group'));
     const availableCaps = boundingSet();
@@ -78,7 +81,7 @@ export async function runStep(
       user,
       hostname: 'tsrun-build',
       availableCaps,
-      netnsPath: ctx.networks.netnsPath(id),
+      ...(ownNs ? { netnsPath: ctx.networks.netnsPath(id) } : {}),
       // RUN gets docker's default capabilities, and the default profile rendered for them.
       seccomp: defaultSeccompProfile({ capabilities: [...DEFAULT_CAPABILITIES] }),
     });
@@ -128,7 +131,7 @@ export async function runStep(
   } finally {
     closeSync(nullFd);
     if (created || ctx.runtime.store.ids().includes(id)) await runtimeDelete(ctx.runtime, id, true).catch(() => undefined);
-    if (bridged) await ctx.networks.tearDown(id);
+    if (ownNs) await ctx.networks.tearDown(id);
     fs.remove();
   }
 }

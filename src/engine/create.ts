@@ -297,7 +297,7 @@ export async function createContainer(ctx: EngineContext, r: CreateRequest): Pro
       hostname: r.intent.hostname ?? id.slice(0, 12),
       availableCaps: boundingSet(),
       ...(seccomp ? { seccomp } : {}),
-      netnsPath: ctx.networks.netnsPath(id),
+      ...(r.intent.network !== 'host' ? { netnsPath: ctx.networks.netnsPath(id) } : {}),
     });
     spec.root = { path: 'merged', readonly: r.intent.readOnly === true };
     const { mounts, records } = await materializeMounts(ctx, mountRequests(r, image), rootfs.merged, undo, rec.anonymousVolumes);

@@ -98,14 +98,18 @@ async function launchLocked(ctx: EngineContext, rec: ContainerRecord, o: LaunchO
       spawner,
     });
     const m = monitor!;
+    // Detached: say so before MON_INIT. The init already runs (a `true` may be gone), and once the
+    // monitor has its pid it can finish at once: it decides between MON_EXITED and the exit
+    // command (--rm, a bridge's clean-up) without reading ctl again, then closes it. A DETACH
+    // sent after INIT is then never read (no exit command runs) or meets a closed socket (EPIPE,
+    // and `run -d` fails with 125 although the container ran).
+    if (!fg) sendMonitor(m.ctlFd, MON.DETACH);
     sendMonitor(m.ctlFd, MON.INIT, created.pid);
     rec.monitor = { pid: m.pid, startTime: m.startTime };
     rec.startedAt = new Date().toISOString();
+    // Under the container's lock: an exit command that already runs (`cleanup --rm`) waits for it.
     ctx.containers.write({ ...rec, interactive: ctx.containers.read(rec.id).interactive }); // `start -a` without -i changes nothing
-    if (!fg) {
-      sendMonitor(m.ctlFd, MON.DETACH);
-      native.close(m.ctlFd);
-    }
+    if (!fg) native.close(m.ctlFd);
     return { pid: created.pid, monitor: m, ctlFd: fg ? m.ctlFd : -1 };
   } catch (e) {
     if (monitor) killMonitor(monitor);

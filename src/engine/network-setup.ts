@@ -1,9 +1,12 @@
 // A container's networking, as the engine drives it: published ports chosen at create, the
 // namespace and CNI attachments made at each start (and /etc/hosts, /etc/resolv.conf then
 // written with the addresses), and all of it undone whenever the container goes down or away.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { hostPortsInUse } from '../network/host-ports.js';
 import type { Attachment } from '../network/manager.js';
 import { assignHostPorts, formatPortMapping, type PortMapping, type PortSpec, parsePublish, publishAll } from '../network/ports.js';
+import type { Spec } from '../spec/types.js';
 import { TsrunError } from '../util/errors.js';
 import type { ContainerRecord } from './container-store.js';
 import { containerState } from './container-state.js';
@@ -83,9 +86,25 @@ export function writeNetworkEtc(ctx: EngineContext, rec: ContainerRecord, atts: 
   });
 }
 
+/** A namespace of the engine's own (lo up): a record made before bridges joined none by unsharing. */
+function ownsNetns(ctx: EngineContext, rec: ContainerRecord): boolean {
+  if (isBridged(rec)) return true;
+  if (rec.intent.network === 'host') return false;
+  try {
+    const spec = JSON.parse(readFileSync(join(ctx.containers.dir(rec.id), 'config.json'), 'utf8')) as Spec;
+    return spec.linux?.namespaces?.some((n) => n.type === 'network' && n.path === ctx.networks.netnsPath(rec.id)) === true;
+  } catch {
+    return false;
+  }
+}
+
 /** At start: a namespace, each network attached, the /etc files. Undone by itself on failure. */
 export async function startNetworking(ctx: EngineContext, rec: ContainerRecord): Promise<void> {
-  if (!isBridged(rec)) return;
+  if (!ownsNetns(ctx, rec)) return;
+  if (!isBridged(rec)) {
+    await ctx.networks.setUp({ id: rec.id, name: rec.name, networks: [], ports: [] });
+    return;
+  }
   const atts = await ctx.networks.setUp({
     id: rec.id,
     name: rec.name,
@@ -103,6 +122,6 @@ export async function startNetworking(ctx: EngineContext, rec: ContainerRecord):
 
 /** Whenever the container is down or goes away: every attachment DEL'd, the namespace removed. */
 export async function stopNetworking(ctx: EngineContext, rec: ContainerRecord): Promise<void> {
-  if (!isBridged(rec) && ctx.networks.attachments(rec.id).length === 0) return;
+  if (rec.intent.network === 'host' && ctx.networks.attachments(rec.id).length === 0) return;
   await ctx.networks.tearDown(rec.id);
 }

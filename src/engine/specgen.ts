@@ -62,7 +62,7 @@ export interface SpecInputs {
   seccomp?: Seccomp;
   /** What "all capabilities" means here (the engine's bounding set); default: every known one. */
   availableCaps?: readonly string[];
-  /** bridge: the network namespace the engine makes at start, joined by path. */
+  /** none and bridge: the network namespace the engine makes at start (lo up), joined by path. */
   netnsPath?: string;
 }
 
@@ -174,9 +174,7 @@ export function buildSpec(x: SpecInputs): Spec {
     [`HOME=${x.user.home}`].filter(() => !hasKey(image.Env, 'HOME') && !hasKey(intent.env, 'HOME')),
   ]);
   const types: NamespaceType[] = ['pid', 'ipc', 'uts', 'mount', 'cgroup', ...(intent.network === 'host' ? [] : (['network'] as const))];
-  const namespaces: Namespace[] = types.map((type) =>
-    type === 'network' && intent.network === 'bridge' && x.netnsPath ? { type, path: x.netnsPath } : { type },
-  );
+  const namespaces: Namespace[] = types.map((type) => (type === 'network' && x.netnsPath ? { type, path: x.netnsPath } : { type }));
   const resources = resourcesFromIntent(intent);
   return {
     ociVersion: '1.2.0',

@@ -507,6 +507,14 @@ describe.skipIf(!!skip)('tsrun container lifecycle', () => {
     for (const n of want) expect(status(n)).toBe('running');
   });
 
+  it('run -d of containers that exit at once: every run succeeds, every --rm one is removed', async () => {
+    // The init may be gone before the engine hands its pid to the monitor: the monitor must
+    // still know it is detached (no EPIPE for `run -d`, and the exit command runs).
+    for (let i = 0; i < 10; i++) await runD([...(i % 2 ? ['--rm'] : []), '--name', `instant-${i}`, 'busybox', 'true']);
+    expect(await until(() => names(['-a']).length === 5, 15_000)).toBe(true);
+    expect(names(['-a']).sort()).toEqual(['instant-0', 'instant-2', 'instant-4', 'instant-6', 'instant-8']);
+  });
+
   it('run -d --rm: the monitor’s exit command removes the container when it exits on its own', async () => {
     const id = await runD(['--rm', '--name', 'auto', 'busybox', 'sh', '-c', 'sleep 0.3']);
     expect(await until(() => e.tsrunSync(['ps', '-a', '-q']).stdout === '', 15_000)).toBe(true);
