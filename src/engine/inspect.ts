@@ -162,7 +162,7 @@ export function psEntry(ctx: EngineContext, rec: ContainerRecord, now = Date.now
     State: st.status,
     ExitCode: st.exitCode,
     Names: rec.name,
-    Ports: portsText(rec.ports),
+    Ports: st.running || st.paused ? portsText(rec.ports) : '', // docker: a stopped container publishes nothing
     Networks: (rec.intent.networks ?? []).map((n) => n.name).join(','),
     Labels: rec.labels,
     Mounts: rec.mounts.map((m) => m.name ?? m.source),

@@ -18,19 +18,37 @@ export function isBridged(rec: Pick<ContainerRecord, 'intent'>): boolean {
   return rec.intent.network === 'bridge';
 }
 
-/** Ports published by containers that are up now (a stopped container holds none). */
-function portsOfRunningContainers(ctx: EngineContext): Array<PortMapping & { owner: string }> {
+/** Ports published by containers that are up now (a stopped container holds none), but `except`. */
+function portsOfRunningContainers(ctx: EngineContext, except?: string): Array<PortMapping & { owner: string }> {
   const out: Array<PortMapping & { owner: string }> = [];
   for (const c of ctx.containers.all()) {
-    if (!c.ports?.length) continue;
+    if (!c.ports?.length || c.id === except) continue;
     const st = containerState(ctx, c).status;
-    if (st === 'running' || st === 'paused' || st === 'stopping') out.push(...c.ports.map((p) => ({ ...p, owner: c.name })));
+    if (st === 'running' || st === 'paused' || st === 'stopping') out.push(...c.ports.map((p) => ({ ...p, owner: `container ${c.name}` })));
   }
   return out;
 }
 
 function clashes(a: PortMapping, b: PortMapping): boolean {
   return a.hostPort === b.hostPort && a.protocol === b.protocol && (a.hostIP === b.hostIP || a.hostIP === '' || b.hostIP === '');
+}
+
+/** Who holds a host port now: a socket on the host or a running container's mapping (portmap reserves nothing). */
+function portHolders(ctx: EngineContext, except?: string): (m: PortMapping) => string | undefined {
+  const host = hostPortsInUse();
+  const containers = portsOfRunningContainers(ctx, except);
+  return (m) => (host.has(`${m.protocol}/${m.hostPort}`) ? 'a process on the host' : containers.find((c) => clashes(c, m))?.owner);
+}
+
+function refuseHeld(mappings: PortMapping[], heldBy: (m: PortMapping) => string | undefined): void {
+  for (const m of mappings) {
+    const owner = heldBy(m);
+    if (owner) {
+      throw new TsrunError('ERR_INVALID_ARGUMENT', `-p ${formatPortMapping(m)}: host port ${m.hostPort}/${m.protocol} is in use by ${owner}`, {
+        hint: 'pick another host port, or -p CONTAINERPORT for a free one',
+      });
+    }
+  }
 }
 
 /** -p and -P -> portmap entries, with chosen ports filled in; a port held on the host is refused. */
@@ -43,19 +61,9 @@ export function planPorts(ctx: EngineContext, intent: CreateIntent, exposed: Rec
       hint: intent.network === 'host' ? 'with --network host the container’s ports are the host’s already' : 'drop --network none',
     });
   }
-  const host = hostPortsInUse();
-  const containers = portsOfRunningContainers(ctx);
-  const heldBy = (m: PortMapping): string | undefined =>
-    host.has(`${m.protocol}/${m.hostPort}`) ? 'a process on the host' : containers.find((c) => clashes(c, m))?.owner;
+  const heldBy = portHolders(ctx);
   const mappings = assignHostPorts(specs, (port, protocol, hostIP) => heldBy({ hostPort: port, protocol, hostIP, containerPort: 0 }) === undefined);
-  for (const m of mappings) {
-    const owner = heldBy(m);
-    if (owner) {
-      throw new TsrunError('ERR_INVALID_ARGUMENT', `-p ${formatPortMapping(m)}: host port ${m.hostPort}/${m.protocol} is in use by ${owner}`, {
-        hint: 'pick another host port, or -p CONTAINERPORT for a free one',
-      });
-    }
-  }
+  refuseHeld(mappings, heldBy);
   return mappings;
 }
 
@@ -105,6 +113,8 @@ export async function startNetworking(ctx: EngineContext, rec: ContainerRecord):
     await ctx.networks.setUp({ id: rec.id, name: rec.name, networks: [], ports: [] });
     return;
   }
+  // Ports chosen at create may have been taken since (another container started, a host server).
+  if (rec.ports?.length) refuseHeld(rec.ports, portHolders(ctx, rec.id));
   const atts = await ctx.networks.setUp({
     id: rec.id,
     name: rec.name,
