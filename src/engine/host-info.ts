@@ -4,12 +4,13 @@
 // The refusals follow the checks the runtime makes (CgroupManager.check: a limit whose
 // controller is not in the v2 root's cgroup.controllers; lsm.ts; seccomp; overlayfs), so
 // `tsrun info` says in advance what `tsrun run` would refuse.
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, existsSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { machine, release as osRelease } from 'node:os';
 import { join } from 'node:path';
 import { parseV1Hierarchies, type V1Hierarchy } from '../cgroups/v1-membership.js';
 import { CgroupV2, findV2Mount } from '../cgroups/v2.js';
 import { lsmSupport } from '../linux/lsm.js';
+import { DEFAULT_CNI_PLUGIN_DIRS } from '../network/cni-exec.js';
 
 export type CgroupVersion = 'v2' | 'hybrid' | 'v1' | 'none';
 
@@ -78,6 +79,12 @@ export interface HostInfo {
     /** registered: in /proc/filesystems; module: loadable (modprobe overlay); missing: neither. */
     overlayfs: 'registered' | 'module' | 'missing';
   };
+  network: {
+    /** Each CNI plugin bridge networks use, and where it was found (null: missing). */
+    plugins: Record<string, string | null>;
+    /** dnsmasq on PATH: the dnsname plugin runs it for names on user networks. */
+    dnsmasq: boolean;
+  };
   refusals: Refusal[];
 }
 
@@ -92,6 +99,33 @@ export interface HostInfoOptions {
   osRelease?: string;
   /** Default /lib/modules (is overlayfs a loadable module). */
   modulesRoot?: string;
+  /** Where CNI plugins are looked for (default: the engine's list). */
+  cniPluginDirs?: readonly string[];
+  /** Where dnsmasq is looked for (default: /usr/sbin, /usr/bin, /sbin, /bin). */
+  binDirs?: readonly string[];
+}
+
+/** The plugins a bridge network's conflist names, and why each. */
+const NETWORK_PLUGINS: ReadonlyArray<{ name: string; feature: string }> = [
+  { name: 'bridge', feature: 'bridge networks (--network bridge|NAME, the default)' },
+  { name: 'host-local', feature: 'bridge networks (addresses)' },
+  { name: 'portmap', feature: 'published ports (-p, -P)' },
+  { name: 'firewall', feature: 'bridge networks (forwarding rules)' },
+  { name: 'tuning', feature: 'bridge networks' },
+  { name: 'dnsname', feature: 'names on user networks (network create)' },
+];
+
+function findIn(dirs: readonly string[], name: string): string | null {
+  for (const d of dirs) {
+    const p = join(d, name);
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
 }
 
 /** tsrun's minimum kernel (README: openat2, clone3 CLONE_INTO_CGROUP, close_range, mount_setattr). */
@@ -205,6 +239,18 @@ function refusalsOf(info: HostInfo): Refusal[] {
       fix: `run on Linux ${maj}.${min} or newer`,
     });
   }
+  for (const p of NETWORK_PLUGINS) {
+    if (info.network.plugins[p.name] !== null) continue;
+    const pkg = p.name === 'dnsname' ? 'golang-github-containernetworking-plugin-dnsname' : 'containernetworking-plugins';
+    out.push({ feature: p.feature, reason: `the CNI plugin "${p.name}" is not in ${DEFAULT_CNI_PLUGIN_DIRS.join(', ')}`, fix: `apt-get install ${pkg}` });
+  }
+  if (info.network.plugins['dnsname'] !== null && !info.network.dnsmasq) {
+    out.push({
+      feature: 'names on user networks (network create)',
+      reason: 'dnsmasq is not installed (the dnsname plugin runs it)',
+      fix: 'apt-get install dnsmasq-base',
+    });
+  }
   for (const l of LIMITS) {
     const r = limitRefusal(l, info);
     if (r) out.push(r);
@@ -307,6 +353,10 @@ export function hostInfo(o: HostInfoOptions = {}): HostInfo {
       unprivilegedClone: cloneText === null ? null : cloneText.trim() !== '0',
     },
     storage: { overlayfs: overlayRegistered ? 'registered' : existsSync(modules) ? 'module' : 'missing' },
+    network: {
+      plugins: Object.fromEntries(NETWORK_PLUGINS.map((p) => [p.name, findIn(o.cniPluginDirs ?? DEFAULT_CNI_PLUGIN_DIRS, p.name)])),
+      dnsmasq: findIn(o.binDirs ?? ['/usr/sbin', '/usr/bin', '/sbin', '/bin'], 'dnsmasq') !== null,
+    },
     refusals: [],
   };
   info.refusals = refusalsOf(info);
@@ -357,6 +407,10 @@ export function formatHostInfo(info: HostInfo): string {
   lines.push('Storage:');
   const ov = { registered: 'yes', module: 'yes (module, loaded on first use)', missing: 'no' }[info.storage.overlayfs];
   lines.push(` Overlayfs: ${ov}`);
+
+  lines.push('Network (CNI plugins):');
+  for (const [name, path] of Object.entries(info.network.plugins)) lines.push(` ${name}: ${path ?? 'missing'}`);
+  lines.push(` dnsmasq (for dnsname): ${yesNo(info.network.dnsmasq)}`);
 
   lines.push('Refusals:');
   if (!info.refusals.length) lines.push(' (none)');

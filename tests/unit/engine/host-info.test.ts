@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { machine, release } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -60,6 +61,9 @@ interface Fixture {
   apparmor?: boolean;
   selinux?: boolean;
   osRelease?: string;
+  /** CNI plugins to leave out of the fixture's plugin dir; dnsmasq: false leaves it out. */
+  missingPlugins?: string[];
+  dnsmasq?: boolean;
 }
 
 function put(path: string, text: string): void {
@@ -89,10 +93,32 @@ function fixture(f: Fixture): HostInfoOptions {
   put(join(cg, 'cgroup.subtree_control'), `${f.subtree ?? ''}\n`);
   put(join(root, 'os-release'), f.osRelease ?? 'NAME="Debian GNU/Linux"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n');
   mkdirSync(join(root, 'modules'));
-  return { procRoot: proc, sysRoot: sys, cgroupMount: cg, osRelease: join(root, 'os-release'), modulesRoot: join(root, 'modules') };
+  for (const p of ['bridge', 'host-local', 'portmap', 'firewall', 'tuning', 'dnsname']) {
+    if (!f.missingPlugins?.includes(p)) put(join(root, 'cni', p), '#!/bin/sh\n');
+  }
+  if (f.dnsmasq !== false) put(join(root, 'bin', 'dnsmasq'), '#!/bin/sh\n');
+  spawnSync('chmod', ['-R', '755', join(root, 'cni'), join(root, 'bin')]);
+  return {
+    procRoot: proc,
+    sysRoot: sys,
+    cgroupMount: cg,
+    osRelease: join(root, 'os-release'),
+    modulesRoot: join(root, 'modules'),
+    cniPluginDirs: [join(root, 'cni')],
+    binDirs: [join(root, 'bin')],
+  };
 }
 
 describe('hostInfo on fixture hosts', () => {
+  it('names each missing CNI plugin (and dnsmasq) with the feature it costs and the package that brings it', () => {
+    const info = hostInfo(fixture({ mountinfo: V2_MOUNTINFO, procCgroups: '', missingPlugins: ['portmap', 'dnsname'], dnsmasq: false }));
+    expect(info.network.plugins['portmap']).toBeNull();
+    expect(info.network.plugins['bridge']).toMatch(/cni\/bridge$/);
+    const portmap = info.refusals.find((r) => r.feature.startsWith('published ports'));
+    expect(portmap).toMatchObject({ fix: 'apt-get install containernetworking-plugins' });
+    expect(info.refusals.find((r) => r.reason.includes('"dnsname"'))?.fix).toBe('apt-get install golang-github-containernetworking-plugin-dnsname');
+    expect(formatHostInfo(info)).toContain(' portmap: missing');
+  });
   it('pure cgroup v2 with every controller, AppArmor and SELinux on: nothing refused', () => {
     const o = fixture({
       mountinfo: V2_MOUNTINFO,
