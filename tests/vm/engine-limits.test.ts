@@ -97,7 +97,24 @@ describe.skipIf(!inVm || !!skip)('engine limits in the cgroup v2 VM', () => {
   });
 
   it('--memory 64m --cpus 0.5 --pids-limit 50: in the cgroup files, in inspect .Limits and .HostConfig, in stats', async () => {
-    const d = await e.tsrun(['run', '-d', '--name', 'lim', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '50', 'busybox', 'sleep', '30']);
+    // --network none: this suite is about cgroup v2 limits; the VM's kernel loads no bridge/veth/netfilter modules.
+    const d = await e.tsrun([
+      'run',
+      '--network',
+      'none',
+      '-d',
+      '--name',
+      'lim',
+      '--memory',
+      '64m',
+      '--cpus',
+      '0.5',
+      '--pids-limit',
+      '50',
+      'busybox',
+      'sleep',
+      '30',
+    ]);
     expect(d.code, show(d)).toBe(0);
     const id = d.stdout.trim();
     expect(id).toMatch(/^[0-9a-f]{64}$/);
@@ -132,7 +149,7 @@ describe.skipIf(!inVm || !!skip)('engine limits in the cgroup v2 VM', () => {
     // pid 1 itself holds the memory (busybox `tail /dev/zero` seeks to the end of /dev/zero and
     // returns at once, and a hog in a child would leave pid 1 alive to exit by itself).
     const hog = 'x=$(head -c 104857600 /dev/zero | tr "\\0" a); echo survived';
-    const r = await e.tsrun(['run', '--name', 'hog', '--memory', '32m', 'busybox', 'sh', '-c', hog], { timeoutMs: 180_000 });
+    const r = await e.tsrun(['run', '--network', 'none', '--name', 'hog', '--memory', '32m', 'busybox', 'sh', '-c', hog], { timeoutMs: 180_000 });
     expect(r.stdout).not.toContain('survived');
     expect(r.code, show(r)).toBe(137);
     const i = await inspect('hog');
@@ -144,7 +161,19 @@ describe.skipIf(!inVm || !!skip)('engine limits in the cgroup v2 VM', () => {
 
     // docker's rule: an OOM kill anywhere in the container counts, even when pid 1 survives it
     const child = await e.tsrun(
-      ['run', '--name', 'hogchild', '--memory', '32m', 'busybox', 'sh', '-c', '(x=$(head -c 104857600 /dev/zero | tr "\\0" a)); echo "after=$?"'],
+      [
+        'run',
+        '--network',
+        'none',
+        '--name',
+        'hogchild',
+        '--memory',
+        '32m',
+        'busybox',
+        'sh',
+        '-c',
+        '(x=$(head -c 104857600 /dev/zero | tr "\\0" a)); echo "after=$?"',
+      ],
       { timeoutMs: 180_000 },
     );
     expect(child.code, show(child)).toBe(0);
@@ -153,7 +182,7 @@ describe.skipIf(!inVm || !!skip)('engine limits in the cgroup v2 VM', () => {
     expect((await e.tsrun(['rm', 'hogchild'])).code).toBe(0);
 
     // a container that exits by itself is not reported as OOM-killed
-    const ok = await e.tsrun(['run', '--name', 'fine', '--memory', '32m', 'busybox', 'sh', '-c', 'exit 3']);
+    const ok = await e.tsrun(['run', '--network', 'none', '--name', 'fine', '--memory', '32m', 'busybox', 'sh', '-c', 'exit 3']);
     expect(ok.code, show(ok)).toBe(3);
     expect((await inspect('fine')).State.OOMKilled).toBe(false);
     expect((await e.tsrun(['rm', 'fine'])).code).toBe(0);
@@ -166,7 +195,7 @@ describe.skipIf(!inVm || !!skip)('engine limits in the cgroup v2 VM', () => {
       '(for i in $(seq 40); do sleep 30 & done); ' +
       'read cur < /sys/fs/cgroup/pids.current; read max < /sys/fs/cgroup/pids.max; read ev < /sys/fs/cgroup/pids.events; ' +
       'echo "current=$cur max=$max events=$ev"; kill -9 -1';
-    const r = await e.tsrun(['run', '--rm', '--pids-limit', '20', 'busybox', 'sh', '-c', script], { timeoutMs: 120_000 });
+    const r = await e.tsrun(['run', '--network', 'none', '--rm', '--pids-limit', '20', 'busybox', 'sh', '-c', script], { timeoutMs: 120_000 });
     expect(r.stderr, show(r)).toMatch(/can't fork|Resource temporarily unavailable/);
     const m = /current=(\d+) max=(\d+) events=max (\d+)/.exec(r.stdout);
     expect(m, show(r)).not.toBeNull();
@@ -179,7 +208,7 @@ describe.skipIf(!inVm || !!skip)('engine limits in the cgroup v2 VM', () => {
   });
 
   it('--cpus 0.2: a busy loop is throttled (stats ThrottledPeriods > 0) and gets about a fifth of a CPU', async () => {
-    const d = await e.tsrun(['run', '-d', '--name', 'busy', '--cpus', '0.2', 'busybox', 'sh', '-c', 'while :; do :; done']);
+    const d = await e.tsrun(['run', '--network', 'none', '-d', '--name', 'busy', '--cpus', '0.2', 'busybox', 'sh', '-c', 'while :; do :; done']);
     expect(d.code, show(d)).toBe(0);
     const id = d.stdout.trim();
     expect(cgFile(id, 'cpu.max')).toBe('20000 100000');
