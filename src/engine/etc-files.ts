@@ -103,10 +103,11 @@ function resolvFile(o: EtcInput): string {
   const servers = o.dns?.length ? o.dns : net ? net.nameservers : hostServers;
   const search = o.dnsSearch?.length ? o.dnsSearch.filter((s) => s !== '.') : net ? net.search : hostSearch;
   const options = o.dnsOptions?.length ? o.dnsOptions : hostOptions;
-  const why =
-    o.network === 'none'
+  const why = o.dns?.length
+    ? '# tsrun: --dns'
+    : o.network === 'none'
       ? '# tsrun: --network none (no interface but lo); the host’s resolvers without its loopback ones'
-      : net && !o.dns?.length
+      : net
         ? '# tsrun: the network’s name server (container names resolve)'
         : '# tsrun: the host’s resolvers without its loopback ones';
   const lines = [why];

@@ -61,6 +61,13 @@ export function planPorts(ctx: EngineContext, intent: CreateIntent, exposed: Rec
       hint: intent.network === 'host' ? 'with --network host the container’s ports are the host’s already' : 'drop --network none',
     });
   }
+  // The first network takes the ports (manager.ts); an internal one has no portmap in its conflist.
+  const first = intent.networks?.[0]?.name;
+  if (first && ctx.networks.store.get(first)?.internal) {
+    throw new TsrunError('ERR_INVALID_ARGUMENT', `-p/-P: network ${first} is internal: it publishes no ports`, {
+      hint: 'put the container first on a network that is not --internal',
+    });
+  }
   const heldBy = portHolders(ctx);
   const mappings = assignHostPorts(specs, (port, protocol, hostIP) => heldBy({ hostPort: port, protocol, hostIP, containerPort: 0 }) === undefined);
   refuseHeld(mappings, heldBy);

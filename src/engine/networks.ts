@@ -1,7 +1,8 @@
 // The engine's network verbs: `network create|ls|inspect|rm|prune|connect|disconnect`, and
 // what `inspect`, `ps` and `port` show of a container's networks. The CNI work is the
 // network subsystem's (src/network/manager.ts); this file knows containers.
-import { DEFAULT_NETWORK_NAME, usedCidrsFromIp } from '../network/conflist.js';
+import { existsSync } from 'node:fs';
+import { bridgeNameFor, DEFAULT_NETWORK_NAME, usedCidrsFromIp } from '../network/conflist.js';
 import type { Attachment } from '../network/manager.js';
 import { formatPortMapping, type PortMapping } from '../network/ports.js';
 import type { Network } from '../network/store.js';
@@ -34,6 +35,14 @@ export function createNetwork(ctx: EngineContext, req: { name: string; subnet?: 
   if (ctx.networks.store.names().includes(req.name) && ctx.networks.store.get(req.name)) {
     throw new TsrunError('ERR_INVALID_ARGUMENT', `network "${req.name}" already exists`);
   }
+  // The bridge's name comes from the network's: a bridge of that name already on the host
+  // belongs to another root's network of the same name (or a `network rm` that was killed).
+  const bridge = bridgeNameFor(req.name);
+  if (existsSync(`/sys/class/net/${bridge}`)) {
+    throw new TsrunError('ERR_INVALID_STATE', `network "${req.name}": its bridge ${bridge} already exists on this host`, {
+      hint: `another tsrun root may have a network "${req.name}": pick another name, or remove the bridge (\`ip link del ${bridge}\`) if nothing uses it`,
+    });
+  }
   return ctx.networks.store.create(req, hostCidrs());
 }
 
@@ -44,6 +53,12 @@ export function containersOn(ctx: EngineContext, name: string): ContainerRecord[
 
 export async function removeNetwork(ctx: EngineContext, name: string): Promise<void> {
   ctx.networks.store.need(name);
+  // Its bridge (tsrun0) and its address store (/run/tsrun/ipam/tsrun) are the host's: every
+  // engine's containers use them, and this root's containers are not all of them (docker: "bridge
+  // is a pre-defined network and cannot be removed").
+  if (name === DEFAULT_NETWORK_NAME) {
+    throw new TsrunError('ERR_INVALID_ARGUMENT', `network ${name} is the default network: it cannot be removed`);
+  }
   const users = containersOn(ctx, name);
   if (users.length > 0) {
     throw new TsrunError('ERR_INVALID_STATE', `network ${name} is in use by container(s): ${users.map((c) => c.name).join(', ')}`, {
