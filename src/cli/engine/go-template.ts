@@ -1,6 +1,7 @@
 // The part of Go's text/template that docker's --format users write: text with {{.A.B}},
-// {{json .X}}, {{index .Labels "k"}}, {{upper .X}}/{{lower .X}}, and "table" headers.
-// Anything else is refused by name rather than printed wrong.
+// {{json .X}}, {{index .Labels "k"}}, {{(index .M "k").Field}}, {{upper .X}}/{{lower .X}},
+// {{range .X}}…{{end}} (over a list, or a map's values in key order, as Go's), and "table"
+// headers. Anything else is refused by name rather than printed wrong.
 import { TsrunError } from '../../util/errors.js';
 
 type Value = unknown;
@@ -32,7 +33,29 @@ function args(s: string): string[] {
   return [...s.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((m) => (m[1] !== undefined ? JSON.parse(`"${m[1]}"`) : m[2]!));
 }
 
+/** `(index .M "k").A.B`: the parenthesized pipeline's value, then the fields after it. */
+function parenthesized(expr: string, v: Value): Value | undefined {
+  const m = /^\((.*)\)((?:\.\w+)*)$/.exec(expr.trim());
+  if (!m) return undefined;
+  const inner = value(m[1]!, v);
+  return m[2] ? field(inner, m[2], expr) : inner;
+}
+
+/** The value an expression names (fields, index, parentheses), for range and for printing. */
+function value(expr: string, v: Value): Value {
+  const p = parenthesized(expr, v);
+  if (p !== undefined) return p;
+  const [fn, ...rest] = args(expr.trim());
+  if (fn?.startsWith('.')) return field(v, fn, expr);
+  if (fn === 'index') {
+    const m = field(v, rest[0] ?? '.', expr) as Record<string, unknown> | undefined;
+    return m?.[rest[1] ?? ''];
+  }
+  return evaluate(expr, v);
+}
+
 function evaluate(expr: string, v: Value): string {
+  if (expr.trim().startsWith('(')) return show(value(expr, v));
   const [fn, ...rest] = args(expr.trim());
   if (!fn) return '';
   if (fn.startsWith('.')) return show(field(v, fn, expr));
@@ -50,7 +73,7 @@ function evaluate(expr: string, v: Value): string {
     }
     default:
       throw new TsrunError('ERR_INVALID_ARGUMENT', `template: function "${fn}" is not supported`, {
-        hint: 'use {{.Field}}, {{json .Field}}, {{index .Map "key"}}, {{upper|lower .Field}}',
+        hint: 'use {{.Field}}, {{json .Field}}, {{index .Map "key"}}, {{(index .Map "key").Field}}, {{upper|lower .Field}}, {{range .List}}…{{end}}',
       });
   }
 }
@@ -58,7 +81,19 @@ function evaluate(expr: string, v: Value): string {
 /** Render `template` for one value. */
 export function renderTemplate(template: string, v: Value): string {
   const t = template.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
-  return t.replace(/\{\{-?\s*(.*?)\s*-?\}\}/g, (_, expr: string) => evaluate(expr, v));
+  // range blocks first (not nested), each body rendered with the element as dot
+  const ranged = t.replace(/\{\{-?\s*range\s+(.*?)\s*-?\}\}([\s\S]*?)\{\{-?\s*end\s*-?\}\}/g, (_, expr: string, body: string) => {
+    const over = value(expr, v);
+    const items = Array.isArray(over)
+      ? over
+      : over !== null && typeof over === 'object'
+        ? Object.keys(over as Record<string, unknown>)
+            .sort()
+            .map((k) => (over as Record<string, unknown>)[k])
+        : [];
+    return items.map((item) => renderTemplate(body, item)).join('');
+  });
+  return ranged.replace(/\{\{-?\s*(.*?)\s*-?\}\}/g, (_, expr: string) => evaluate(expr, v));
 }
 
 /** `table ...` templates: a header row from the field names, then one row per value, aligned. */

@@ -39,3 +39,17 @@ describe('Go templates as docker users write them', () => {
     expect(formatAll('{{.Name}}', [c, { ...c, Name: '/db' }], () => '')).toBe('/web\n/db\n');
   });
 });
+
+describe('templates docker users write for networks', () => {
+  const c = { NetworkSettings: { Networks: { b: { IPAddress: '10.86.0.3' }, a: { IPAddress: '10.87.0.2' } } } };
+  it('(index .Map "key").Field', () => {
+    expect(renderTemplate('{{(index .NetworkSettings.Networks "b").IPAddress}}', c)).toBe('10.86.0.3');
+  });
+  it('range over a map visits its values in key order, with the value as dot', () => {
+    expect(renderTemplate('{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', c)).toBe('10.87.0.2 10.86.0.3 ');
+  });
+  it('range over a list; over nothing prints nothing', () => {
+    expect(renderTemplate('{{range .L}}[{{.}}]{{end}}', { L: ['x', 'y'] })).toBe('[x][y]');
+    expect(renderTemplate('a{{range .L}}[{{.}}]{{end}}b', { L: [] })).toBe('ab');
+  });
+});
