@@ -19,41 +19,31 @@
 // containers (their ids, addresses, host-side veths) and networks (their bridges, subnets),
 // never global counts. The CNI plugins' shared chains (CNI-FORWARD, CNI-HOSTPORT-*) are left
 // as they are: every CNI container on the host uses them (see network-cni.test.ts).
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cidrContains, cidrsOverlap, ipToInt, parseCidr } from '../../src/network/ipv4.js';
-import { usedCidrsFromIp } from '../../src/network/conflist.js';
+import { cidrContains, ipToInt, parseCidr } from '../../src/network/ipv4.js';
 import { type Engine, engineSkipReason, makeEngine, type Result, show, until } from './helpers/engine.js';
+import {
+  bridgeNetworkSkipReason,
+  freeLocalPort,
+  freeSubnet24,
+  hostListensOn,
+  iptablesLines,
+  linkExists,
+  must,
+  type Subnet24Range,
+  subnetPrefix,
+} from './helpers/network.js';
 
-const CNI_DIR = '/usr/lib/cni';
-const PLUGINS = ['bridge', 'host-local', 'portmap', 'firewall', 'tuning', 'dnsname'];
 const IPAM_DIR = '/run/tsrun/ipam';
 const DNSNAME_DIR = '/run/containers/cni/dnsname';
 const DEFAULT_SUBNET = '10.87.0.0/16';
 const DEFAULT_GATEWAY = '10.87.0.1';
 
-function runs(cmd: string, args: string[]): boolean {
-  const r = spawnSync(cmd, args, { stdio: 'ignore' });
-  return r.error === undefined && r.status === 0;
-}
-
-function findSkipReason(): string | null {
-  const engine = engineSkipReason();
-  if (engine) return engine;
-  for (const p of PLUGINS)
-    if (!existsSync(path.join(CNI_DIR, p)))
-      return `${CNI_DIR}/${p} is missing (apt-get install containernetworking-plugins golang-github-containernetworking-plugin-dnsname)`;
-  if (!existsSync('/usr/sbin/dnsmasq') && !runs('dnsmasq', ['--version'])) return 'dnsmasq is missing (apt-get install dnsmasq-base)';
-  if (!runs('iptables', ['--version']) || !runs('iptables-save', ['--version'])) return 'iptables is missing';
-  if (!runs('ip', ['-V'])) return 'ip (iproute2) is missing';
-  return null;
-}
-
-const skip = findSkipReason();
+const skip = engineSkipReason() ?? bridgeNetworkSkipReason();
 if (skip) console.warn(`[engine-network.test] SKIPPED: ${skip}`);
 
 const PID = process.pid;
@@ -80,18 +70,6 @@ interface NetworkInspect {
   Containers: Record<string, { Name: string; IPv4Address: string; MacAddress: string }>;
 }
 
-function sh(cmd: string, args: string[]): Result {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 });
-  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-function must(cmd: string, args: string[]): string {
-  const r = sh(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${show(r)}`);
-  return r.stdout;
-}
-
-const linkExists = (name: string) => sh('ip', ['link', 'show', 'dev', name]).code === 0;
 /** Names of the links whose master is `bridge` (its ports: the host ends of veths). */
 const portsOf = (bridge: string) =>
   must('ip', ['-o', 'link', 'show', 'master', bridge])
@@ -99,21 +77,6 @@ const portsOf = (bridge: string) =>
     .filter(Boolean)
     .map((l) => l.split(': ')[1]!.split('@')[0]!)
     .sort();
-
-/** iptables-save without comments, counters or COMMIT, each rule prefixed by its table ("nat: -A ..."). */
-function iptablesLines(): string[] {
-  let table = '';
-  const out: string[] = [];
-  for (const l of must('iptables-save', []).split('\n')) {
-    if (l === '' || l.startsWith('#') || l === 'COMMIT') continue;
-    if (l.startsWith('*')) {
-      table = l.slice(1);
-      continue;
-    }
-    out.push(`${table}: ${l.replace(/\[\d+:\d+\]/g, '[]')}`);
-  }
-  return out;
-}
 
 /** Rules that mention `needle` as a whole word-ish token (an id, "10.87.0.5/32", a bridge name). */
 const rulesMentioning = (needle: string, lines = iptablesLines()) => lines.filter((l) => l.includes(needle));
@@ -142,35 +105,6 @@ function ipamHolder(network: string, ip: string): string | undefined {
   }
 }
 
-/** A TCP port free on the host now (bound on 127.0.0.1, read, released). */
-function freeLocalPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Is any TCP socket listening on `port` (any address), per /proc/net/tcp{,6}? */
-function tcpListening(port: number): boolean {
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const c = line.trim().split(/\s+/);
-      if (c.length > 3 && c[3] === '0A' && Number.parseInt(c[1]!.split(':')[1] ?? '', 16) === port) return true;
-    }
-  }
-  return false;
-}
-
 /** A listener of the test's own on 127.0.0.1 (port 0: any free one). */
 function listen(port = 0): Promise<net.Server> {
   return new Promise((resolve, reject) => {
@@ -194,17 +128,8 @@ function getLocal(port: number, urlPath: string): Promise<{ status: number; body
   });
 }
 
-/** 10.86.200.0/24..10.86.219.0/24 that overlap no host route or address, nor `taken`; from an offset by pid. */
-function freeSubnet(taken: string[]): string {
-  const used = [...usedCidrsFromIp(must('ip', ['-j', '-4', 'route', 'show', 'table', 'all']), must('ip', ['-j', '-4', 'addr'])), ...taken]
-    .map((c) => parseCidr(c))
-    .filter((c) => c !== undefined && c.prefix > 0);
-  for (let i = 0; i < 20; i++) {
-    const cand = `10.86.${200 + ((PID + i) % 20)}.0/24`;
-    if (!used.some((u) => cidrsOverlap(parseCidr(cand)!, u!))) return cand;
-  }
-  throw new Error('no free /24 in 10.86.200.0/24..10.86.219.0/24');
-}
+/** This file's /24s: 10.86.200.0/24..10.86.219.0/24 (tried from an offset by pid, see freeSubnet24). */
+const SUBNETS: Subnet24Range = { net: '10.86', first: 200, count: 20 };
 
 const inSubnet = (ip: string, cidr: string) => cidrContains(parseCidr(cidr)!, ipToInt(ip));
 
@@ -237,7 +162,7 @@ describe.skipIf(!!skip)('tsrun bridge networking (CNI) from outside', () => {
   /** `network create --subnet` of a fresh /24 (name: tsrun-it-PID-TAG); returns name, bridge, subnet, gateway. */
   const createNetwork = (tag: string, extra: string[] = []) => {
     const name = `tsrun-it-${PID}-${tag}`;
-    const subnet = freeSubnet([...made.values()].map((m) => m.subnet));
+    const subnet = freeSubnet24(SUBNETS, { taken: [...made.values()].map((m) => m.subnet), start: PID });
     ok(e.tsrunSync(['network', 'create', '--subnet', subnet, ...extra, name]));
     const ins = netInspect(name);
     made.set(name, { bridge: ins.NetworkInterface, subnet });
@@ -296,7 +221,7 @@ describe.skipIf(!!skip)('tsrun bridge networking (CNI) from outside', () => {
       if (linkExists(bridge)) problems.push(`bridge ${bridge} of network ${name} left`);
       if (existsSync(path.join(IPAM_DIR, name))) problems.push(`host-local store ${IPAM_DIR}/${name} left`);
       if (existsSync(path.join(DNSNAME_DIR, name))) problems.push(`dnsname state ${DNSNAME_DIR}/${name} left`);
-      const rules = [...rulesMentioning(bridge), ...rulesMentioning(subnet), ...rulesMentioning(subnet.replace(/0\/24$/, ''))];
+      const rules = [...rulesMentioning(bridge), ...rulesMentioning(subnet), ...rulesMentioning(subnetPrefix(subnet))];
       if (rules.length) problems.push(`iptables rules of network ${name} left:\n${[...new Set(rules)].join('\n')}`);
     }
     expect(problems, problems.join('\n')).toEqual([]);
@@ -353,7 +278,7 @@ describe.skipIf(!!skip)('tsrun bridge networking (CNI) from outside', () => {
   it('-p 127.0.0.1:HOST:80 and -p 80 reach httpd from the host; port and ps show them; a port held on the host is refused and nothing is left', async () => {
     const n = createNetwork('ports');
     // The issue's 18080, unless something on the host listens there already.
-    const fixed = tcpListening(18080) ? await freeLocalPort() : 18080;
+    const fixed = hostListensOn(18080) ? await freeLocalPort() : 18080;
     const name = `pub-${PID}`;
     const held = await listen();
     const heldPort = (held.address() as net.AddressInfo).port;
@@ -386,7 +311,7 @@ describe.skipIf(!!skip)('tsrun bridge networking (CNI) from outside', () => {
       // A port the test holds on 127.0.0.1: refused with one line naming it, and nothing made.
       const bridgePorts = portsOf(n.bridge);
       const ipamBefore = readdirSync(path.join(IPAM_DIR, n.name)).sort();
-      const rulesBefore = rulesMentioning(n.subnet.replace(/0\/24$/, '')).sort();
+      const rulesBefore = rulesMentioning(subnetPrefix(n.subnet)).sort();
       for (const spec of [`127.0.0.1:${heldPort}:80`, `${heldPort}:80`]) {
         const r = await e.tsrun(['run', '-d', '--name', `held-${PID}`, '--network', n.name, '-p', spec, 'busybox', 'sleep', '300']);
         expect(r.code, show(r)).not.toBe(0);
@@ -402,7 +327,7 @@ describe.skipIf(!!skip)('tsrun bridge networking (CNI) from outside', () => {
       }
       expect(portsOf(n.bridge)).toEqual(bridgePorts);
       expect(readdirSync(path.join(IPAM_DIR, n.name)).sort()).toEqual(ipamBefore);
-      expect(rulesMentioning(n.subnet.replace(/0\/24$/, '')).sort()).toEqual(rulesBefore);
+      expect(rulesMentioning(subnetPrefix(n.subnet)).sort()).toEqual(rulesBefore);
       expect(rulesMentioning(`--dport ${heldPort} `)).toEqual([]);
     } finally {
       held.close();
@@ -434,7 +359,7 @@ describe.skipIf(!!skip)('tsrun bridge networking (CNI) from outside', () => {
       expect(masqChain, 'the control container has a masquerade chain').toBeDefined();
       expect(lines.some((l) => l.startsWith(`nat: -A ${masqChain} `) && l.endsWith('-j MASQUERADE'))).toBe(true);
 
-      const prefix = n.subnet.replace(/0\/24$/, '');
+      const prefix = subnetPrefix(n.subnet);
       const ours = lines.filter((l) => l.includes(id) || l.includes(prefix) || l.includes(n.bridge));
       expect(ours.filter(nat), ours.join('\n')).toEqual([]);
       expect(ours.filter((l) => l.includes('MASQUERADE'))).toEqual([]);
@@ -522,7 +447,7 @@ describe.skipIf(!!skip)('tsrun bridge networking (CNI) from outside', () => {
 
       // Creates refused before anything is made: a host port the test holds, a bad --add-host.
       const ipamBefore = readdirSync(path.join(IPAM_DIR, n.name)).sort();
-      const rulesBefore = rulesMentioning(n.subnet.replace(/0\/24$/, '')).sort();
+      const rulesBefore = rulesMentioning(subnetPrefix(n.subnet)).sort();
       const netnsBefore = readdirSync(path.join(e.runRoot, 'netns')).sort();
       const cacheBefore = readdirSync(path.join(e.runRoot, 'networks', 'cache')).sort();
       const failed: Array<[string, string[], RegExp]> = [
@@ -541,7 +466,7 @@ describe.skipIf(!!skip)('tsrun bridge networking (CNI) from outside', () => {
       }
       expect(portsOf(n.bridge)).toEqual([]);
       expect(readdirSync(path.join(IPAM_DIR, n.name)).sort()).toEqual(ipamBefore);
-      expect(rulesMentioning(n.subnet.replace(/0\/24$/, '')).sort()).toEqual(rulesBefore);
+      expect(rulesMentioning(subnetPrefix(n.subnet)).sort()).toEqual(rulesBefore);
       expect(readdirSync(path.join(e.runRoot, 'netns')).sort()).toEqual(netnsBefore);
       expect(readdirSync(path.join(e.runRoot, 'networks', 'cache')).sort()).toEqual(cacheBefore);
     } finally {

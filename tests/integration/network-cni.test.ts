@@ -22,23 +22,29 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addNetworkList, checkNetworkList, type CniConflist, type CniResult, delNetworkList, type RuntimeConf, cachePath } from '../../src/network/cni-exec.js';
-import { buildConflist, defineNetwork, usedCidrsFromIp } from '../../src/network/conflist.js';
+import { buildConflist, defineNetwork } from '../../src/network/conflist.js';
 import { cidrsOverlap, parseCidr } from '../../src/network/ipv4.js';
 import { tempDir } from '../helpers/tmp-dir.js';
-
-const CNI_DIR = '/usr/lib/cni';
-const PLUGINS = ['bridge', 'host-local', 'portmap', 'firewall', 'tuning'];
-
-function runs(cmd: string, args: string[]): boolean {
-  const r = spawnSync(cmd, args, { stdio: 'ignore' });
-  return r.error === undefined;
-}
+import {
+  CNI_DIR,
+  CORE_CNI_PLUGINS,
+  cniPluginsSkipReason,
+  freeLocalPort,
+  freeSubnet24,
+  iptablesLines,
+  iptablesSkipReason,
+  ipSkipReason,
+  linkExists,
+  must,
+  type Subnet24Range,
+  sh,
+  subnetPrefix,
+} from './helpers/network.js';
 
 function findSkipReason(): string | null {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces, bridges, iptables)';
-  for (const p of PLUGINS) if (!existsSync(join(CNI_DIR, p))) return `${CNI_DIR}/${p} is missing (apt-get install containernetworking-plugins)`;
-  if (!runs('ip', ['-V'])) return 'ip (iproute2) is missing';
-  if (!runs('iptables', ['--version']) || !runs('iptables-save', ['--version'])) return 'iptables is missing';
+  const tools = cniPluginsSkipReason(CORE_CNI_PLUGINS) ?? ipSkipReason() ?? iptablesSkipReason();
+  if (tools) return tools;
   const bb = spawnSync('busybox', ['--list'], { encoding: 'utf8' });
   if (bb.error !== undefined || !bb.stdout.split('\n').includes('ping')) return 'busybox (for ping) is missing';
   return null;
@@ -47,17 +53,6 @@ function findSkipReason(): string | null {
 const skipReason = findSkipReason();
 if (skipReason) console.warn(`[network-cni.test] SKIPPED: ${skipReason}`);
 
-function sh(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-function must(cmd: string, args: string[]): string {
-  const r = sh(cmd, args);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
 const hex = (n: number) =>
   Math.floor(Math.random() * 16 ** n)
     .toString(16)
@@ -65,32 +60,8 @@ const hex = (n: number) =>
 const PID = process.pid;
 const TAG = hex(4);
 
-/** A /24 of 10.231.0.0/16 that overlaps no route (any table) or address on the host, nor `also`. */
-function freeTestSubnet(also: string[] = []): string {
-  const used = [...usedCidrsFromIp(must('ip', ['-j', '-4', 'route', 'show', 'table', 'all']), must('ip', ['-j', '-4', 'addr'])), ...also];
-  const taken = used.map((u) => parseCidr(u)).filter((c) => c !== undefined && c.prefix > 0);
-  const start = Math.floor(Math.random() * 256);
-  for (let i = 0; i < 256; i++) {
-    const cand = `10.231.${(start + i) % 256}.0/24`;
-    if (!taken.some((t) => cidrsOverlap(parseCidr(cand)!, t!))) return cand;
-  }
-  throw new Error('no free /24 in 10.231.0.0/16');
-}
-
-/** iptables-save, without comments and with counters blanked, each line prefixed by its table ("nat: -A ..."). */
-function iptablesLines(): string[] {
-  let table = '';
-  const out: string[] = [];
-  for (const l of must('iptables-save', []).split('\n')) {
-    if (l === '' || l.startsWith('#') || l === 'COMMIT') continue;
-    if (l.startsWith('*')) {
-      table = l.slice(1);
-      continue;
-    }
-    out.push(`${table}: ${l.replace(/\[\d+:\d+\]/g, '[]')}`);
-  }
-  return out;
-}
+/** This file's /24s: the 256 of 10.231.0.0/16 (tried from a random one, see freeSubnet24). */
+const SUBNETS: Subnet24Range = { net: '10.231', first: 0, count: 256 };
 
 /**
  * The chains every CNI user shares (portmap's and firewall's), with the rules the plugins
@@ -173,13 +144,9 @@ function removeSharedChainsMadeByTest(before: Set<string>): string[] {
   }
   for (const c of ours) {
     if (!removable.has(`${c.table}:${c.chain}`)) continue;
-    if (sh('iptables', ['-w', '-t', c.table, '-X', c.chain]).status === 0) done.push(c.chain);
+    if (sh('iptables', ['-w', '-t', c.table, '-X', c.chain]).code === 0) done.push(c.chain);
   }
   return done;
-}
-
-function linkExists(name: string, ns?: string): boolean {
-  return sh('ip', [...(ns === undefined ? [] : ['-n', ns]), 'link', 'show', 'dev', name]).status === 0;
 }
 
 function netnsExists(name: string): boolean {
@@ -213,7 +180,7 @@ describe.skipIf(!!skipReason)('CNI plugins driven by tsrun: bridge, host-local, 
   function attachment(suffix: string, internal: boolean): Attachment {
     const ns = `tsrun-test-${PID}${suffix}`;
     const bridge = `tsrt${PID.toString(36)}${hex(3)}`.slice(0, 15);
-    const subnet = freeTestSubnet(attachments.map((a) => a.subnet));
+    const subnet = freeSubnet24(SUBNETS, { taken: attachments.map((a) => a.subnet) });
     // The core plugins only (dns: false): dnsname and its dnsmasq are the engine tests' (and
     // dnsname 1.3.1's CHECK looks for its files in the wrong directory: it always fails).
     const def = { ...defineNetwork({ name: `tsrun-it-${PID}-${TAG}${suffix}`, subnet, bridge, internal }), dns: false };
@@ -230,7 +197,7 @@ describe.skipIf(!!skipReason)('CNI plugins driven by tsrun: bridge, host-local, 
       gateway: def.gateway,
       list,
       rt: { containerId, netns: `/run/netns/${ns}`, ifName: 'eth0' },
-      marks: [containerId, bridge, subnet.replace(/0\/24$/, '')],
+      marks: [containerId, bridge, subnetPrefix(subnet)],
     };
     attachments.push(a);
     must('ip', ['netns', 'add', ns]);
@@ -302,7 +269,7 @@ describe.skipIf(!!skipReason)('CNI plugins driven by tsrun: bridge, host-local, 
     expect(must('ip', ['-n', a.ns, '-4', 'route'])).not.toContain('default');
 
     const ping = sh('ip', ['netns', 'exec', a.ns, 'busybox', 'ping', '-c1', '-W1', a.gateway]);
-    expect(ping.status, ping.stdout + ping.stderr).toBe(0);
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
 
     // host-local's allocation file, and the ipMasq and firewall rules for this container.
     expect(allocated(a)).toEqual([addr.split('/')[0]]);
@@ -386,7 +353,7 @@ describe.skipIf(!!skipReason)('CNI plugins driven by tsrun: bridge, host-local, 
     const addr = (result.ips?.[0]?.address ?? '').split('/')[0]!;
     expect(allocated(a)).toEqual([addr]);
     const ping = sh('ip', ['netns', 'exec', a.ns, 'busybox', 'ping', '-c1', '-W1', a.gateway]);
-    expect(ping.status, ping.stdout + ping.stderr).toBe(0);
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
 
     const ours = rulesOf(a);
     // Only the firewall plugin's FORWARD accepts for the address: no NAT at all.
@@ -404,18 +371,6 @@ describe.skipIf(!!skipReason)('CNI plugins driven by tsrun: bridge, host-local, 
     must('ip', ['link', 'del', a.bridge]);
   });
 });
-
-/** A TCP port free on 127.0.0.1 now (bound, read, released). */
-function freeLocalPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function waitForLine(child: ChildProcess, line: string, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -20,32 +20,26 @@
 // dnsmasq, iptables or curl are missing, or the Debian image cannot be built (no cache and no
 // mirror). Scratch dirs come from tempDir (removed at the end).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { usedCidrsFromIp } from '../../src/network/conflist.js';
-import { cidrContains, cidrsOverlap, ipToInt, isIPv4, parseCidr } from '../../src/network/ipv4.js';
+import { cidrContains, ipToInt, isIPv4, parseCidr } from '../../src/network/ipv4.js';
 import { tempDir } from '../helpers/tmp-dir.js';
 import { buildDebianImage, debianSkipReason, has, makeRepo } from './helpers/debian.js';
 import { type Engine, engineSkipReason, makeEngine, type Result, show, until } from './helpers/engine.js';
+import {
+  bridgeNetworkSkipReason,
+  dnsmasqPidsOf,
+  freeLocalPort,
+  freeSubnet24,
+  iptablesLines,
+  linkExists,
+  listensIn,
+  type Subnet24Range,
+  subnetPrefix,
+} from './helpers/network.js';
 
-const CNI_PLUGINS = ['bridge', 'host-local', 'portmap', 'firewall', 'tuning', 'dnsname'];
-
-function networkSkipReason(): string | null {
-  for (const p of CNI_PLUGINS) {
-    if (!existsSync(`/usr/lib/cni/${p}`)) {
-      return `/usr/lib/cni/${p} is missing (apt-get install containernetworking-plugins golang-github-containernetworking-plugin-dnsname)`;
-    }
-  }
-  if (!has('dnsmasq')) return 'dnsmasq is missing (apt-get install dnsmasq-base)';
-  if (!has('iptables') || !has('iptables-save')) return 'iptables is missing (apt-get install iptables)';
-  if (!has('ip')) return 'ip is missing (apt-get install iproute2)';
-  if (!has('curl')) return 'curl is missing (apt-get install curl)';
-  return null;
-}
-
-const skip = engineSkipReason() ?? debianSkipReason() ?? networkSkipReason();
+const skip = engineSkipReason() ?? debianSkipReason() ?? bridgeNetworkSkipReason() ?? (has('curl') ? null : 'curl is missing (apt-get install curl)');
 if (skip) console.warn(`[network-scenario.test] SKIPPED: ${skip}`);
 
 const APT_TIMEOUT = 180_000;
@@ -53,51 +47,13 @@ const NET = `scn${process.pid}`;
 const APP_MISSING = 'app: tsrun-hello missing\n';
 const APP_HELLO = 'app: hello\n';
 
-/** A /24 of 10.86.230.0/24..10.86.239.0/24 that no host route or address overlaps (random start). */
-function freeSubnet(): string {
-  const ip = (args: string[]) => spawnSync('ip', ['-j', '-4', ...args], { encoding: 'utf8' }).stdout ?? '';
-  const taken = usedCidrsFromIp(ip(['route', 'show', 'table', 'all']), ip(['addr']))
-    .map((c) => parseCidr(c))
-    .filter((c) => c !== undefined && c.prefix > 0);
-  const start = Math.floor(Math.random() * 10);
-  for (let i = 0; i < 10; i++) {
-    const cand = `10.86.${230 + ((start + i) % 10)}.0/24`;
-    if (!taken.some((t) => cidrsOverlap(parseCidr(cand)!, t!))) return cand;
-  }
-  throw new Error('no free /24 in 10.86.230.0/24..10.86.239.0/24');
-}
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** This file's /24s: 10.86.230.0/24..10.86.239.0/24 (tried from a random one, see freeSubnet24). */
+const SUBNETS: Subnet24Range = { net: '10.86', first: 230, count: 10 };
 
 /** curl on the host, to 127.0.0.1 only (no proxy: this machine's egress goes nowhere else). */
 function curl(url: string): Result {
   const r = spawnSync('curl', ['-sS', '--noproxy', '*', '--max-time', '30', url], { encoding: 'utf8', timeout: 60_000 });
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-/** The pids of dnsmasq processes whose command line mentions `word`. */
-function dnsmasqOf(word: string): string[] {
-  const out: string[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue; // exited
-    }
-    if (path.basename(argv[0] ?? '') === 'dnsmasq' && argv.some((a) => a.includes(`/${word}/`))) out.push(pid);
-  }
-  return out;
 }
 
 describe.skipIf(!!skip)('user network: web server by name, published port, exec apt-get install from a repo container (seed scenario)', () => {
@@ -115,11 +71,11 @@ describe.skipIf(!!skip)('user network: web server by name, published port, exec 
     return r;
   };
 
-  /** Until `container` listens on TCP port 80 (its /proc/net/tcp or tcp6, httpd binds :: if it can: local port 0050, state 0A). */
+  /** Until `container` listens on TCP port 80, per its own /proc/net/tcp or tcp6 (httpd binds :: if it can). */
   const listening = (container: string) =>
     until(async () => {
       const r = await e.tsrun(['exec', container, 'sh', '-c', 'cat /proc/net/tcp /proc/net/tcp6 2>/dev/null']);
-      return /^\s*\d+: [0-9A-F]+:0050 [0-9A-F]+:0000 0A /m.test(r.stdout);
+      return listensIn(r.stdout, 80);
     }, 20_000);
 
   /** The client: a fresh busybox container on the network fetching http://web/cgi-bin/app by name. */
@@ -150,8 +106,8 @@ describe.skipIf(!!skip)('user network: web server by name, published port, exec 
       ].join('\n'),
     );
     chmodSync(path.join(www, 'cgi-bin/app'), 0o755);
-    subnet = freeSubnet();
-    port = await freePort();
+    subnet = freeSubnet24(SUBNETS);
+    port = await freeLocalPort();
   }, 900_000);
 
   afterAll(async () => {
@@ -159,13 +115,11 @@ describe.skipIf(!!skip)('user network: web server by name, published port, exec 
     const problems = await e.teardown();
     // What the network put on the host beyond the engine's dirs: its bridge, its iptables rules, its dnsmasq.
     if (bridge) {
-      if (spawnSync('ip', ['link', 'show', bridge], { stdio: 'ignore' }).status === 0) problems.push(`bridge left: ${bridge}`);
-      const rules = (spawnSync('iptables-save', [], { encoding: 'utf8' }).stdout ?? '')
-        .split('\n')
-        .filter((l) => l.includes(bridge!) || l.includes(subnet.replace(/0\/24$/, '')));
+      if (linkExists(bridge)) problems.push(`bridge left: ${bridge}`);
+      const rules = iptablesLines().filter((l) => l.includes(bridge!) || l.includes(subnetPrefix(subnet)));
       if (rules.length) problems.push(`iptables rules left:\n${rules.join('\n')}`);
     }
-    const dns = dnsmasqOf(NET);
+    const dns = dnsmasqPidsOf(NET);
     if (dns.length) problems.push(`dnsmasq of ${NET} left: pids ${dns.join(' ')}`);
     expect(problems, problems.join('\n')).toEqual([]);
   });
@@ -232,8 +186,8 @@ describe.skipIf(!!skip)('user network: web server by name, published port, exec 
     expect(await listening('web'), 'web: httpd listens on :80').toBe(true);
     expect((await ok(['port', 'web', '80/tcp'])).stdout).toBe(`127.0.0.1:${port}\n`);
     // Present now, and checked gone after teardown (afterAll): the network's bridge and its dnsmasq.
-    expect(spawnSync('ip', ['link', 'show', bridge], { stdio: 'ignore' }).status, `bridge ${bridge}`).toBe(0);
-    expect(dnsmasqOf(NET), `dnsmasq of ${NET}`).toHaveLength(1);
+    expect(linkExists(bridge), `bridge ${bridge}`).toBe(true);
+    expect(dnsmasqPidsOf(NET), `dnsmasq of ${NET}`).toHaveLength(1);
 
     // Names resolve through the network's name server (the gateway).
     const resolv = (await ok(['exec', 'web', 'cat', '/etc/resolv.conf'])).stdout;
