@@ -3,8 +3,9 @@
 // `network connect` of a stopped container taking effect at its next start. Traffic only to
 // 127.0.0.1 and to the test's own network's addresses.
 import http from 'node:http';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Engine, engineSkipReason, makeEngine, type Result, show, until } from './helpers/engine.js';
@@ -16,8 +17,13 @@ if (skip) console.warn(`[engine-ports.test] SKIPPED: ${skip}`);
 const IPAM_DIR = '/run/tsrun/ipam';
 
 function get(port: number, p: string): Promise<string> {
+  return getFrom('127.0.0.1', port, p);
+}
+
+/** GET http://host:port/p from this (the host's) network namespace. */
+function getFrom(host: string, port: number, p: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 10_000 }, (res) => {
+    const req = http.get({ host, port, path: p, timeout: 10_000 }, (res) => {
       let body = '';
       res.on('data', (d) => (body += d));
       res.on('end', () => resolve(body));
@@ -149,6 +155,46 @@ describe.skipIf(!!skip)('tsrun published ports and addresses over a container’
     } finally {
       await e.tsrun(['rm', '-f', 'later']);
       await ok(['network', 'rm', net1]);
+    }
+  });
+
+  it('a published port answers on the host’s own addresses too (here: the test network’s gateway, an address of this host)', async () => {
+    const netName = `hostaddr${process.pid}`;
+    const subnet = freeSubnet24({ net: '10.86', first: 240, count: 10 });
+    await ok(['network', 'create', '--subnet', subnet, netName]);
+    const port = await freeLocalPort();
+    try {
+      await ok(['run', '-d', '--name', 'pubhost', '--network', netName, '-p', `${port}:80`, 'busybox', 'httpd', '-f', '-p', '80', '-h', '/etc']);
+      const id = await idOf('pubhost');
+      const gw = (await ok(['network', 'inspect', '-f', '{{range .Subnets}}{{.Gateway}}{{end}}', netName])).stdout.trim();
+      expect(gw).toBe(subnet.replace(/0\/24$/, '1'));
+      expect(await listening('pubhost')).toBe(true);
+      expect(await getFrom(gw, port, '/hostname')).toBe(`${id.slice(0, 12)}\n`);
+      expect(await get(port, '/hostname')).toBe(`${id.slice(0, 12)}\n`);
+    } finally {
+      await e.tsrun(['rm', '-f', 'pubhost']);
+      await ok(['network', 'rm', netName]);
+    }
+  });
+
+  it('build --network NAME: a RUN step reaches a container of that network by name', async () => {
+    const netName = `bld${process.pid}`;
+    const subnet = freeSubnet24({ net: '10.86', first: 240, count: 10 });
+    await ok(['network', 'create', '--subnet', subnet, netName]);
+    const ctxDir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-build-net-'));
+    try {
+      await ok(['run', '-d', '--name', 'srv', '--network', netName, 'busybox', 'httpd', '-f', '-p', '80', '-h', '/etc']);
+      const id = await idOf('srv');
+      expect(await listening('srv')).toBe(true);
+      writeFileSync(path.join(ctxDir, 'Containerfile'), 'FROM localhost/busybox:latest\nRUN wget -qO /got http://srv/hostname\nCMD ["cat", "/got"]\n');
+      await ok(['build', '--network', netName, '-t', 'localhost/fetched:1', ctxDir]);
+      const r = await ok(['run', '--rm', '--network', 'none', 'localhost/fetched:1']);
+      expect(r.stdout).toBe(`${id.slice(0, 12)}\n`);
+    } finally {
+      await e.tsrun(['rm', '-f', 'srv']);
+      await e.tsrun(['rmi', 'localhost/fetched:1']);
+      await ok(['network', 'rm', netName]);
+      rmSync(ctxDir, { recursive: true, force: true });
     }
   });
 });
