@@ -18,21 +18,26 @@
 # Needs root, a built tree (`npm run build`), runc, busybox-static; podman and conmon unless
 # --no-podman. TSRUN=/path/to/dist/bin/tsrun and RUNC=/path/to/runc override the binaries.
 #
+# Every tsrun and podman container here runs with `--network none`: no network on either side
+# (tsrun's default is its CNI bridge tsrun0, podman's its bridge; scripts/bench-network.sh
+# measures those). runc's bundles have no network namespace of their own to set up either.
+#
 # Sections (rounds alternate the order: odd rounds tsrun first, even rounds the peer first):
-#   1. `tsrun run --rm busybox true` vs `podman --runtime runc run --rm --network none
-#      localhost/busybox:latest true`. Goal: tsrun/podman <= 0.33.
-#   2. `run -d … sleep 60` then `rm -f` of that container, timed as one pair: tsrun vs podman
+#   1. `tsrun run --rm --network none busybox true` vs `podman --runtime runc run --rm --network
+#      none localhost/busybox:latest true`. Goal: tsrun/podman <= 0.33.
+#   2. `run -d --network none … sleep 60` then `rm -f` of that container, timed as one pair:
+#      tsrun vs podman
 #      (podman's `rm -f` gets `--time 0`: busybox sleep as pid 1 ignores SIGTERM, and podman's
 #      rm -f would wait its 10 s stop timeout where tsrun's, like docker's, sends SIGKILL).
 #      Goal: <= 0.33.
 #   3. 50 detached containers started at once (background children, timed from the first spawn
-#      until all 50 returned): `tsrun run -d busybox sleep 60` x50 vs `runc --root R run -d
+#      until all 50 returned): `tsrun run -d --network none busybox sleep 60` x50 vs `runc --root R run -d
 #      --bundle B_i ID_i` x50 (50 bundles sharing one read-only busybox rootfs, args
 #      ["sleep","60"], terminal false, stdio /dev/null). Then, untimed, `tsrun rm -f` of
 #      `tsrun ps -aq` and `runc kill KILL` + `runc delete --force`. Goal: tsrun/runc <= 1.5.
-#   4. Memory per detached container: 10 `tsrun run -d busybox sleep 60`, the RSS and PSS of
+#   4. Memory per detached container: 10 `tsrun run -d --network none busybox sleep 60`, the RSS and PSS of
 #      each monitor (`tsrun inspect -f '{{.State.MonitorPid}}'`) from /proc/PID/smaps_rollup;
-#      the same for the conmon of 10 `podman run -d` (`podman inspect -f
+#      the same for the conmon of 10 `podman run -d --network none` (`podman inspect -f
 #      '{{.State.ConmonPid}}'`). Goal: tsrun's monitor <= conmon.
 #
 # Where things go: one work directory on a tmpfs (/run when it is one, else /dev/shm): tsrun's
@@ -54,53 +59,13 @@
 # also when interrupted. It reports numbers only; it asserts nothing about them.
 set -euo pipefail
 
-die() { echo "bench-engine: $*" >&2; exit 1; }
-
-RUNS=20
-BULK_RUNS=3
-WARMUP=3
-PODMAN=1
-KEEP=0
-while [ $# -gt 0 ]; do
-  case $1 in
-    --runs) [ $# -ge 2 ] || die "--runs needs a value"; RUNS=$2; shift 2 ;;
-    --runs=*) RUNS=${1#--runs=}; shift ;;
-    --bulk-runs) [ $# -ge 2 ] || die "--bulk-runs needs a value"; BULK_RUNS=$2; shift 2 ;;
-    --bulk-runs=*) BULK_RUNS=${1#--bulk-runs=}; shift ;;
-    --warmup) [ $# -ge 2 ] || die "--warmup needs a value"; WARMUP=$2; shift 2 ;;
-    --warmup=*) WARMUP=${1#--warmup=}; shift ;;
-    --no-podman) PODMAN=0; shift ;;
-    --keep) KEEP=1; shift ;;
-    --quick) RUNS=5; BULK_RUNS=1; shift ;;
-    -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
-  esac
-done
-{ [[ $RUNS =~ ^[0-9]+$ ]] && [ "$RUNS" -ge 3 ]; } || die "--runs must be an integer >= 3, got '$RUNS'"
-{ [[ $BULK_RUNS =~ ^[0-9]+$ ]] && [ "$BULK_RUNS" -ge 1 ]; } || die "--bulk-runs must be an integer >= 1, got '$BULK_RUNS'"
-[[ $WARMUP =~ ^[0-9]+$ ]] || die "--warmup must be a non-negative integer, got '$WARMUP'"
-[ "$(id -u)" = 0 ] || die "must run as root (rootful containers)"
-
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LAUNCHER=${TSRUN:-$REPO/dist/bin/tsrun}
-{ [ -x "$LAUNCHER" ] && [ -f "${LAUNCHER}.cjs" ]; } || die "$LAUNCHER (and ${LAUNCHER}.cjs) not found: build first with 'cd $REPO && npm run build'"
-NODE=$(sed -n '1s/^#![[:space:]]*//p' "$LAUNCHER")
-{ [ -n "$NODE" ] && [ -x "${NODE%% *}" ]; } || die "cannot find the node of the #! line of $LAUNCHER (got '$NODE')"
-RUNC=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
-[ -x "$RUNC" ] || die "runc not found (apt-get install runc)"
-ADDON=$(cd "$(dirname "$LAUNCHER")/../.." && pwd)/build/Release/tsrun.node
-[ -n "${TSRUN_NATIVE:-}" ] && ADDON=$TSRUN_NATIVE
-[ -f "$ADDON" ] || die "native addon $ADDON not found: build first with 'cd $REPO && npm run build'"
-[ -f "$(dirname "$ADDON")/tsrun-init" ] || die "$(dirname "$ADDON")/tsrun-init not found: build first with 'cd $REPO && npm run build'"
-PODMAN_BIN=
-if [ "$PODMAN" = 1 ]; then
-  PODMAN_BIN=$(command -v podman) || die "podman not found (apt-get install podman, or pass --no-podman)"
-  command -v conmon >/dev/null || die "conmon not found (apt-get install conmon, or pass --no-podman)"
-fi
-
-# ---- the work directory, on a tmpfs (as /run is on a real host) ----
 # shellcheck source=scripts/lib/bench-common.sh
 . "$REPO/scripts/lib/bench-common.sh"
+bench_args "runs bulk-runs warmup no-podman keep quick" "$@"
+bench_tools "${TSRUN:-$REPO/dist/bin/tsrun}" "rootful containers" # LAUNCHER NODE RUNC ADDON PODMAN_BIN
+
+# ---- the work directory, on a tmpfs (as /run is on a real host) ----
 bench_fast_base
 WORK=$FAST_BASE/tsrun-bench-engine-$$
 PREFIX=tbe$$
@@ -141,136 +106,60 @@ ARCHIVE=$WORK/img/busybox-oci.tar
   }
 ' "$WORK/img/config.json" "$WORK/bundles" "$WORK/img/rootfs" "$PREFIX" || die "cannot write the bundles in $WORK/bundles"
 
-if ! env -u NODE_EXTRA_CA_CERTS "${TS[@]}" load -i "$ARCHIVE" -t localhost/busybox:latest >"$WORK/tsrun-load.log" 2>&1; then
-  cat "$WORK/tsrun-load.log" >&2
-  die "tsrun load of $ARCHIVE failed (output above)"
-fi
+bench_tsrun_load "$ARCHIVE"
 
 bench_timer_lib "$WORK"
 cat >"$TIMER" <<'JS'
 // Interleaved measurements, stats, leftover checks and cleanup (see scripts/bench-engine.sh).
 'use strict';
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const path = require('node:path');
 const C = require('./bench-common.cjs');
-const { RunError, pause, listDir, stats } = C;
+const { RunError, pause, listDir, stats, progress, progressEnd } = C;
 
 const cfg = JSON.parse(process.env.BENCH_CFG);
-const env = C.cleanEnv();
-const W = (...p) => path.join(cfg.work, ...p);
-const podmanEnv = C.podmanEnvOf(env, W('podman'), W('podman', 'tmp'));
-const TS = [cfg.tsrun, '--root', W('tsrun-root'), '--runroot', W('tsrun-run')];
+// timed commands, tsrun ids, processes, cgroups, mounts, the common leftovers and sweep steps
+const E = C.engineBench(cfg);
+const { env, W, TS, tsIds, exec, pd, ts, waitQuiet } = E;
 const RUNC_ROOT = W('runc');
 const PODMAN_IMAGE = 'localhost/busybox:latest';
+const NONE = ['--network', 'none']; // both sides: no network (tsrun's default is its bridge)
 const BULK = 50;
 const MEM = 10;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const notes = new Map(); // what -> Set of stderr texts of successful runs
-const tsIds = new Set(); // every tsrun container id seen (for the cgroup check)
-const exec = C.makeExec({ outDir: W('out'), env, notes });
-const pd = (args, o = {}) => exec([cfg.podman, ...args], { env: podmanEnv, ...o });
-const ts = (args, o = {}) => exec([...TS, ...args], o);
-
-// ---- processes, cgroups, mounts (scripts/lib/bench-common.cjs) ----
-const podmanIds = () => C.podmanIds(W('podman', 'tmp', 'events.log'));
-/** Ours: mentions the work dir or the prefix, a tsrun-monitor of ours, or in a cgroup of one of our containers. */
-const ourProcs = ({ cgroups = true } = {}) =>
-  C.ourProcs({
-    needles: [cfg.work, cfg.prefix],
-    dirs: [cfg.work],
-    cgroups,
-    cgNeedles: cgroups ? [`/${cfg.prefix}-`, ...[...tsIds].map((id) => `/tsrun/${id}`), ...[...podmanIds()].map((id) => `/libpod-${id}`)] : [],
-  });
-/** Untimed: until no helper of ours runs (conmon, podman cleanup, tsrun monitors). Returns the ms waited, or -1 after 15 s. */
-const waitQuiet = () => C.waitQuiet(() => ourProcs({ cgroups: false }));
-const ourCgroups = () => C.ourCgroups({ prefix: cfg.prefix, tsIds, pdIds: podmanIds() });
-const mountsUnder = () => C.mountsUnder([cfg.work]);
-/** Runtime state of our podman containers in runc's default root (podman passes no --root). */
-const podmanStateLeft = () => C.runtimeStateLeft(podmanIds(), [['/run/runc', cfg.runc]]).map((s) => s.entry);
-
-function tsrunLeft() {
-  const r = ts(['ps', '-aq', '--no-trunc'], { what: null, mayFail: true });
-  return r.ok ? { ids: r.stdout.split('\n').filter(Boolean) } : { error: r.stderr.trim() || `exit status ${r.status}` };
-}
-function runcLeft() {
-  return listDir(RUNC_ROOT);
-}
+const runcLeft = () => listDir(RUNC_ROOT);
 
 // ---- stats ----
-const f = (x, w = 8) => x.toFixed(1).padStart(w);
-const row = (name, s) => `  ${name.padEnd(24)}${f(s.min)}${f(s.med)}${f(s.p90)}`;
-const head = () => `  ${''.padEnd(24)}${'min'.padStart(8)}${'median'.padStart(8)}${'p90'.padStart(8)}`;
-const goal = (r, g) => `goal: <= ${g.toFixed(2)} (${r <= g ? 'met' : 'not met'})`;
-const progress = (s) => process.stderr.isTTY && process.stderr.write(`\r\x1b[K  ${s}`);
-const progressEnd = () => process.stderr.isTTY && process.stderr.write('\r\x1b[K');
-const tsv = (name, cols) => {
-  const keys = Object.keys(cols);
-  const n = Math.max(...keys.map((k) => cols[k].length));
-  const lines = [`round\t${keys.join('\t')}`];
-  for (let i = 0; i < n; i++) lines.push([i + 1, ...keys.map((k) => (cols[k][i] ?? NaN).toFixed(3))].join('\t'));
-  fs.writeFileSync(W(name), `${lines.join('\n')}\n`);
-};
-
-/** Rounds of a pair: odd rounds A first, even rounds B first. Each side returns { ms, ...parts }. */
-function pairRounds(title, a, b) {
-  const samples = { [a.key]: [], [b.key]: [] };
-  const parts = {};
-  const waits = { [a.key]: [], [b.key]: [] };
-  let slow = 0;
-  const one = (side, record) => {
-    const r = side.fn();
-    const w = waitQuiet();
-    if (w < 0) slow++;
-    if (!record) return;
-    samples[side.key].push(r.ms);
-    if (w >= 0) waits[side.key].push(w);
-    for (const [k, v] of Object.entries(r)) if (k !== 'ms') (parts[`${side.key} ${k}`] ??= []).push(v);
-  };
-  for (let w = 1; w <= cfg.warmup; w++) {
-    progress(`${title}: warm-up ${w}/${cfg.warmup}`);
-    for (const s of w % 2 ? [a, b] : [b, a]) one(s, false);
-  }
-  for (let i = 1; i <= cfg.runs; i++) {
-    progress(`${title}: round ${i}/${cfg.runs}`);
-    for (const s of i % 2 ? [a, b] : [b, a]) one(s, true);
-  }
-  progressEnd();
-  return { samples, parts, waits, slow };
-}
+const tbl = C.table(24);
+/** Rounds of a pair: odd rounds a first, even rounds b first. Each side returns { ms, ...parts }. */
+const pairRounds = (title, a, b) => C.interleave({ title, sides: [a, b], order: C.alternate(a, b), warmup: cfg.warmup, runs: cfg.runs, waitQuiet });
 
 // ---- 1. run --rm true ----
 function section1() {
-  console.log(`1. run --rm busybox true, wall ms (${cfg.runs} rounds, +${cfg.warmup} warm-up, order alternating)`);
+  console.log(`1. run --rm --network none busybox true, wall ms (${cfg.runs} rounds, +${cfg.warmup} warm-up, order alternating)`);
   if (!cfg.podman) {
     console.log('  skipped (--no-podman)\n');
     return;
   }
-  const r = pairRounds('1. run --rm', { key: 'ts', fn: () => ts(['run', '--rm', 'busybox', 'true'], { what: 'tsrun run --rm' }) }, {
-    key: 'pd',
-    fn: () => pd(['--runtime', 'runc', 'run', '--rm', '--network', 'none', PODMAN_IMAGE, 'true'], { what: 'podman run --rm' }),
-  });
-  tsv('samples-1-run-rm.tsv', { tsrun: r.samples.ts, podman: r.samples.pd });
+  const r = pairRounds(
+    '1. run --rm',
+    { key: 'ts', fn: () => ts(['run', '--rm', ...NONE, 'busybox', 'true'], { what: 'tsrun run --rm' }) },
+    { key: 'pd', fn: () => pd(['--runtime', 'runc', 'run', '--rm', ...NONE, PODMAN_IMAGE, 'true'], { what: 'podman run --rm' }) },
+  );
+  C.writeTsv(W('samples-1-run-rm.tsv'), { tsrun: r.samples.ts, podman: r.samples.pd });
   const a = stats(r.samples.ts);
   const b = stats(r.samples.pd);
-  console.log(head());
-  console.log(row('tsrun run --rm', a));
-  console.log(row('podman (runc) run --rm', b));
-  console.log(`  tsrun/podman  min ${(a.min / b.min).toFixed(2)}   median ${(a.med / b.med).toFixed(2)}   ${goal(a.med / b.med, 0.33)}`);
-  printWaits(r);
+  console.log(tbl.head());
+  console.log(tbl.row('tsrun run --rm', a));
+  console.log(tbl.row('podman (runc) run --rm', b));
+  console.log(C.ratioLine('tsrun/podman', a, b, 0.33));
+  C.printWaits(r, { ts: 'tsrun', pd: 'podman' });
   console.log('');
-}
-
-function printWaits(r) {
-  const m = (k) => (r.waits[k].length ? `${stats(r.waits[k]).med.toFixed(0)} ms` : 'n/a');
-  console.log(`  (untimed wait after return until the helpers were gone, median: tsrun ${m('ts')}, podman ${m('pd')})`);
-  if (r.slow) console.log(`  note: ${r.slow} time(s) helpers were still running 15 s after the command returned`);
 }
 
 // ---- 2. run -d + rm -f ----
 function pairTs() {
-  const a = ts(['run', '-d', 'busybox', 'sleep', '60'], { what: 'tsrun run -d' });
+  const a = ts(['run', '-d', ...NONE, 'busybox', 'sleep', '60'], { what: 'tsrun run -d' });
   const id = a.stdout.trim();
   if (!/^[0-9a-f]{12,64}$/.test(id)) throw new RunError(`tsrun run -d printed no id: '${a.stdout}'`);
   tsIds.add(id);
@@ -278,97 +167,60 @@ function pairTs() {
   return { ms: a.ms + b.ms, run: a.ms, rm: b.ms };
 }
 function pairPd() {
-  const a = pd(['--runtime', 'runc', 'run', '-d', '--network', 'none', PODMAN_IMAGE, 'sleep', '60'], { what: 'podman run -d' });
+  const a = pd(['--runtime', 'runc', 'run', '-d', ...NONE, PODMAN_IMAGE, 'sleep', '60'], { what: 'podman run -d' });
   const id = a.stdout.trim();
   if (!/^[0-9a-f]{12,64}$/.test(id)) throw new RunError(`podman run -d printed no id: '${a.stdout}'`);
   const b = pd(['rm', '-f', '--time', '0', id], { what: 'podman rm -f' });
   return { ms: a.ms + b.ms, run: a.ms, rm: b.ms };
 }
 function section2() {
-  console.log(`2. run -d busybox sleep 60, then rm -f of it, timed as one pair, wall ms (${cfg.runs} rounds, +${cfg.warmup} warm-up)`);
+  console.log(`2. run -d --network none busybox sleep 60, then rm -f of it, timed as one pair, wall ms (${cfg.runs} rounds, +${cfg.warmup} warm-up)`);
   if (!cfg.podman) {
     console.log('  skipped (--no-podman)\n');
     return;
   }
   const r = pairRounds('2. run -d + rm -f', { key: 'ts', fn: pairTs }, { key: 'pd', fn: pairPd });
-  tsv('samples-2-run-d-rm.tsv', { tsrun: r.samples.ts, 'tsrun run': r.parts['ts run'], 'tsrun rm': r.parts['ts rm'], podman: r.samples.pd, 'podman run': r.parts['pd run'], 'podman rm': r.parts['pd rm'] });
+  C.writeTsv(W('samples-2-run-d-rm.tsv'), { tsrun: r.samples.ts, 'tsrun run': r.parts['ts run'], 'tsrun rm': r.parts['ts rm'], podman: r.samples.pd, 'podman run': r.parts['pd run'], 'podman rm': r.parts['pd rm'] });
   const a = stats(r.samples.ts);
   const b = stats(r.samples.pd);
-  console.log(head());
-  console.log(row('tsrun run -d + rm -f', a));
-  console.log(row('  run -d', stats(r.parts['ts run'])));
-  console.log(row('  rm -f', stats(r.parts['ts rm'])));
-  console.log(row('podman run -d + rm -f', b));
-  console.log(row('  run -d', stats(r.parts['pd run'])));
-  console.log(row('  rm -f --time 0', stats(r.parts['pd rm'])));
-  console.log(`  tsrun/podman  min ${(a.min / b.min).toFixed(2)}   median ${(a.med / b.med).toFixed(2)}   ${goal(a.med / b.med, 0.33)}`);
-  printWaits(r);
+  console.log(tbl.head());
+  console.log(tbl.row('tsrun run -d + rm -f', a));
+  console.log(tbl.row('  run -d', stats(r.parts['ts run'])));
+  console.log(tbl.row('  rm -f', stats(r.parts['ts rm'])));
+  console.log(tbl.row('podman run -d + rm -f', b));
+  console.log(tbl.row('  run -d', stats(r.parts['pd run'])));
+  console.log(tbl.row('  rm -f --time 0', stats(r.parts['pd rm'])));
+  console.log(C.ratioLine('tsrun/podman', a, b, 0.33));
+  C.printWaits(r, { ts: 'tsrun', pd: 'podman' });
   console.log('');
 }
 
 // ---- 3. 50 detached at once ----
-/** Spawns every argv at once; resolves when all have exited: { ms, res: [{ status, signal, error }] }. */
-function spawnAll(argvs, stdios, e) {
-  return new Promise((resolve) => {
-    let left = argvs.length;
-    const res = new Array(argvs.length);
-    let t0;
-    const done = (i, r) => {
-      if (res[i]) return;
-      res[i] = r;
-      if (--left === 0) resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, res });
-    };
-    t0 = process.hrtime.bigint();
-    argvs.forEach(([file, ...args], i) => {
-      const c = spawn(file, args, { env: e, stdio: stdios[i], cwd: '/' });
-      c.on('error', (err) => done(i, { error: err }));
-      c.on('exit', (status, signal) => done(i, { status, signal }));
-    });
+const bulkTs = (n, label) =>
+  C.bulkStart({
+    side: 'tsrun',
+    n,
+    label,
+    argv: [...TS, 'run', '-d', ...NONE, 'busybox', 'sleep', '60'],
+    env,
+    outDir: W('out'),
+    onStdout: (out) => /^[0-9a-f]{64}$/.test(out.trim()) && tsIds.add(out.trim()),
+    listRunning: () => ts(['ps', '-q', '--no-trunc'], { what: 'tsrun ps -q' }).stdout.split('\n').filter(Boolean).length,
+    removeAll: () => {
+      const all = ts(['ps', '-aq', '--no-trunc'], { what: 'tsrun ps -aq' }).stdout.split('\n').filter(Boolean);
+      for (const id of all) tsIds.add(id);
+      if (all.length) ts(['rm', '-f', ...all], { what: 'tsrun rm -f (bulk)', timeout: 300_000 });
+    },
+    waitQuiet,
   });
-}
-
-async function bulkTs(n, label) {
-  const fds = [];
-  const stdios = [];
-  for (let i = 0; i < n; i++) {
-    const o = fs.openSync(W('out', `bulk-${i}.out`), 'w');
-    const er = fs.openSync(W('out', `bulk-${i}.err`), 'w');
-    fds.push(o, er);
-    stdios.push(['ignore', o, er]);
-  }
-  let r;
-  try {
-    r = await spawnAll(Array.from({ length: n }, () => [...TS, 'run', '-d', 'busybox', 'sleep', '60']), stdios, env);
-  } finally {
-    for (const fd of fds) fs.closeSync(fd);
-  }
-  const ids = [];
-  const failed = [];
-  r.res.forEach((x, i) => {
-    const out = fs.readFileSync(W('out', `bulk-${i}.out`), 'utf8').trim();
-    if (/^[0-9a-f]{64}$/.test(out)) {
-      ids.push(out);
-      tsIds.add(out);
-    }
-    if (x.error || x.status !== 0) failed.push(`#${i + 1}: ${x.error ? x.error.message : x.signal ? `killed by ${x.signal}` : `exit status ${x.status}`}: ${fs.readFileSync(W('out', `bulk-${i}.err`), 'utf8').trim().slice(0, 500)}`);
-  });
-  // untimed: all running, then all removed
-  const running = ts(['ps', '-q', '--no-trunc'], { what: 'tsrun ps -q' }).stdout.split('\n').filter(Boolean);
-  const all = ts(['ps', '-aq', '--no-trunc'], { what: 'tsrun ps -aq' }).stdout.split('\n').filter(Boolean);
-  for (const id of all) tsIds.add(id);
-  if (all.length) ts(['rm', '-f', ...all], { what: 'tsrun rm -f (bulk)', timeout: 300_000 });
-  if (waitQuiet() < 0) throw new RunError('tsrun: monitors still running 15 s after rm -f of the bulk containers');
-  if (failed.length) throw new RunError(`FAILED: ${label}: ${failed.length} of ${n} tsrun run -d failed:\n  ${failed.join('\n  ')}`);
-  if (running.length !== n) throw new RunError(`${label}: ${running.length} of ${n} tsrun containers running after all returned (ps -q)`);
-  return r.ms;
-}
 
 async function bulkRunc(n, label) {
   const nul = fs.openSync('/dev/null', 'r+');
-  const ids = Array.from({ length: n }, (_, i) => `${cfg.prefix}-${label}-${i + 1}`);
+  const tag = label.replace(/\W+/g, ''); // 'warmup', 'bulk1': a runc id has no space
+  const ids = Array.from({ length: n }, (_, i) => `${cfg.prefix}-${tag}-${i + 1}`);
   let r;
   try {
-    r = await spawnAll(
+    r = await C.spawnAll(
       ids.map((id, i) => [cfg.runc, '--root', RUNC_ROOT, 'run', '-d', '--bundle', W('bundles', `b${i + 1}`), id]),
       ids.map(() => [nul, nul, nul]),
       env,
@@ -376,7 +228,7 @@ async function bulkRunc(n, label) {
   } finally {
     fs.closeSync(nul);
   }
-  const failed = r.res.flatMap((x, i) => (x.error || x.status !== 0 ? [`${ids[i]}: ${x.error ? x.error.message : x.signal ? `killed by ${x.signal}` : `exit status ${x.status}`}`] : []));
+  const failed = r.res.flatMap((x, i) => (x.error || x.status !== 0 ? [`${ids[i]}: ${C.howEnded(x)}`] : []));
   // untimed: all running, then kill and delete
   const list = JSON.parse(exec([cfg.runc, '--root', RUNC_ROOT, 'list', '-f', 'json'], { what: 'runc list' }).stdout || 'null') ?? [];
   const running = list.filter((c) => c.status === 'running').length;
@@ -388,26 +240,20 @@ async function bulkRunc(n, label) {
 }
 
 async function section3() {
-  console.log(`3. ${BULK} detached busybox sleep 60 started at once, wall ms from the first spawn until all returned (${cfg.bulkRuns} round(s), +1 warm-up of 5)`);
-  const s = { ts: [], rc: [] };
-  progress('3. bulk: warm-up');
-  await bulkTs(5, 'w');
-  await bulkRunc(5, 'w');
-  for (let i = 1; i <= cfg.bulkRuns; i++) {
-    progress(`3. bulk: round ${i}/${cfg.bulkRuns}`);
-    for (const side of i % 2 ? ['ts', 'rc'] : ['rc', 'ts']) {
-      s[side].push(side === 'ts' ? await bulkTs(BULK, `bulk ${i}`) : await bulkRunc(BULK, `b${i}`));
-      await sleep(200); // let the host settle after the untimed removal
-    }
-  }
-  progressEnd();
-  tsv('samples-3-bulk.tsv', { tsrun: s.ts, runc: s.rc });
-  const a = stats(s.ts);
-  const b = stats(s.rc);
-  console.log(head());
-  console.log(`${row(`tsrun run -d x${BULK}`, a)}   (median ${(a.med / BULK).toFixed(1)} ms per container)`);
-  console.log(`${row(`runc run -d x${BULK}`, b)}   (median ${(b.med / BULK).toFixed(1)} ms per container)`);
-  console.log(`  tsrun/runc  min ${(a.min / b.min).toFixed(2)}   median ${(a.med / b.med).toFixed(2)}   ${goal(a.med / b.med, 1.5)}`);
+  console.log(`3. ${BULK} detached busybox sleep 60 started at once (tsrun with --network none), wall ms from the first spawn until all returned (${cfg.bulkRuns} round(s), +1 warm-up of 5)`);
+  await C.bulkSection({
+    title: '3. bulk',
+    n: BULK,
+    rounds: cfg.bulkRuns,
+    sides: [
+      { key: 'ts', col: 'tsrun', name: `tsrun run -d x${BULK}`, start: bulkTs },
+      { key: 'rc', col: 'runc', name: `runc run -d x${BULK}`, start: bulkRunc },
+    ],
+    tsvFile: W('samples-3-bulk.tsv'),
+    tbl,
+    ratio: 'tsrun/runc',
+    g: 1.5,
+  });
   console.log('');
 }
 
@@ -427,11 +273,11 @@ function memRow(name, ms) {
   return { rss: mean('rss'), pss: mean('pss') };
 }
 function section4() {
-  console.log(`4. memory per detached container: the process that watches it, with ${MEM} detached busybox sleep 60 running, KiB (/proc/PID/smaps_rollup)`);
+  console.log(`4. memory per detached container: the process that watches it, with ${MEM} detached busybox sleep 60 running (--network none), KiB (/proc/PID/smaps_rollup)`);
   progress('4. memory: tsrun');
   const ids = [];
   for (let i = 0; i < MEM; i++) {
-    const id = ts(['run', '-d', 'busybox', 'sleep', '60'], { what: 'tsrun run -d (memory)' }).stdout.trim();
+    const id = ts(['run', '-d', ...NONE, 'busybox', 'sleep', '60'], { what: 'tsrun run -d (memory)' }).stdout.trim();
     tsIds.add(id);
     ids.push(id);
   }
@@ -449,7 +295,7 @@ function section4() {
   if (cfg.podman) {
     progress('4. memory: podman');
     const pids = [];
-    for (let i = 0; i < MEM; i++) pids.push(pd(['--runtime', 'runc', 'run', '-d', '--network', 'none', PODMAN_IMAGE, 'sleep', '60'], { what: 'podman run -d (memory)' }).stdout.trim());
+    for (let i = 0; i < MEM; i++) pids.push(pd(['--runtime', 'runc', 'run', '-d', ...NONE, PODMAN_IMAGE, 'sleep', '60'], { what: 'podman run -d (memory)' }).stdout.trim());
     pause(500);
     pdMem = [];
     for (const id of pids) {
@@ -467,7 +313,7 @@ function section4() {
   const a = memRow(`tsrun-monitor x${MEM}`, tsMem);
   if (pdMem) {
     const b = memRow(`conmon x${MEM}`, pdMem);
-    console.log(`  tsrun/conmon  RSS ${(a.rss / b.rss).toFixed(2)}   PSS ${(a.pss / b.pss).toFixed(2)}   ${goal(Math.max(a.rss / b.rss, a.pss / b.pss), 1)} (both RSS and PSS)`);
+    console.log(`  tsrun/conmon  RSS ${(a.rss / b.rss).toFixed(2)}   PSS ${(a.pss / b.pss).toFixed(2)}   ${C.goal(Math.max(a.rss / b.rss, a.pss / b.pss), 1)} (both RSS and PSS)`);
   } else {
     console.log('  conmon: skipped (--no-podman)');
   }
@@ -479,41 +325,15 @@ async function bench() {
   section2();
   await section3();
   section4();
-  for (const [what, set] of notes) for (const n of set) console.log(`note: ${what} printed on stderr (exit 0): ${n.split('\n').join(' | ').slice(0, 300)}`);
-  fs.writeFileSync(W('tsrun-ids'), `${[...tsIds].join('\n')}\n`);
+  E.finish();
 }
 
 // ---- leftovers ----
-function loadIds() {
-  try {
-    for (const id of fs.readFileSync(W('tsrun-ids'), 'utf8').split('\n').filter(Boolean)) tsIds.add(id);
-  } catch {}
-}
-function leftovers() {
-  const problems = [];
-  const t = tsrunLeft();
-  if (t.error) problems.push(`tsrun ps -aq failed: ${t.error}`);
-  else if (t.ids.length) problems.push(`tsrun containers left (ps -a): ${t.ids.join(' ')}`);
+function verify() {
+  const problems = E.leftovers();
   const rc = runcLeft();
   if (rc.length) problems.push(`runc containers left in ${RUNC_ROOT}: ${rc.join(' ')}`);
-  if (cfg.podman) {
-    const r = pd(['ps', '-aq'], { what: null, mayFail: true });
-    if (!r.ok) problems.push(`podman ps -aq failed: ${r.stderr.trim()}`);
-    else if (r.stdout.trim()) problems.push(`podman containers left: ${r.stdout.trim().split('\n').join(' ')}`);
-    for (const s of podmanStateLeft()) problems.push(`runc state /run/runc/${s} of a podman container`);
-  }
-  for (const m of mountsUnder()) problems.push(`mount left: ${m}`);
-  for (const p of ourProcs()) problems.push(`process left: ${p.pid} ${p.cmd}`);
-  for (const c of ourCgroups()) problems.push(`cgroup left: ${c}`);
-  return problems;
-}
-function verify() {
-  loadIds();
-  const problems = leftovers();
-  if (problems.length) {
-    process.stderr.write(`bench-engine: leftovers after the runs (removed by the cleanup that follows):\n  ${problems.join('\n  ')}\n`);
-    process.exit(1);
-  }
+  C.reportLeftovers('bench-engine', problems);
   console.log(
     `leftovers: none (tsrun ps -a empty; no runc container in ${RUNC_ROOT}${cfg.podman ? '; podman ps -a empty, no runc state of ours in /run/runc' : ''}; no mount under ${cfg.work}; no tsrun-monitor, conmon or other process of ours; no cgroup of ours)`,
   );
@@ -521,53 +341,19 @@ function verify() {
 
 /** Remove everything the bench made, whatever state it was left in (the EXIT trap). Reports what had to be removed by force. */
 function sweep() {
-  loadIds();
-  const forced = [];
-  const step = (name, fn) => C.sweepStep(forced, name, fn);
-  step('tsrun containers', () => {
-    if (!fs.existsSync(W('tsrun-root'))) return;
-    const t = tsrunLeft();
-    if (t.error) forced.push(`tsrun ps -aq failed: ${t.error}`);
-    else if (t.ids.length) {
-      forced.push(`tsrun containers: ${t.ids.join(' ')}`);
-      for (const id of t.ids) tsIds.add(id);
-      const r = ts(['rm', '-f', ...t.ids], { what: null, mayFail: true, timeout: 300_000 });
-      if (!r.ok) forced.push(`tsrun rm -f failed: ${r.stderr.trim()}`);
-    }
-  });
-  step('runc containers', () => {
+  const forced = E.sweepContainers();
+  C.sweepStep(forced, 'runc containers', () => {
     for (const id of runcLeft()) {
       forced.push(`runc container ${id}`);
       spawnSync(cfg.runc, ['--root', RUNC_ROOT, 'delete', '--force', id], { env, stdio: 'ignore', timeout: 30_000 });
     }
   });
-  if (cfg.podman && fs.existsSync(W('podman', 'containers.conf'))) {
-    C.sweepPodman(forced, { podman: cfg.podman, podmanEnv, env, pdIds: podmanIds, roots: [['/run/runc', cfg.runc]] });
-  }
-  C.sweepProcs(forced, ourProcs);
-  C.sweepCgroups(forced, ourCgroups());
-  C.sweepMounts(forced, mountsUnder());
+  E.sweepHost(forced);
   C.sweepHostPaths(forced, cfg.hostAbsent);
-  if (forced.length) {
-    process.stderr.write(`bench-engine: cleanup had to remove:\n  ${forced.join('\n  ')}\n`);
-    process.exit(1);
-  }
+  C.reportSweep('bench-engine', forced);
 }
 
-const mode = process.argv[2];
-(async () => {
-  try {
-    if (mode === 'verify') verify();
-    else if (mode === 'sweep') sweep();
-    else await bench();
-  } catch (e) {
-    if (!(e instanceof RunError)) throw e;
-    if (mode !== 'sweep' && mode !== 'verify') fs.writeFileSync(W('tsrun-ids'), `${[...tsIds].join('\n')}\n`);
-    progressEnd();
-    process.stderr.write(`\nbench-engine: ${e.message}\n`);
-    process.exit(1);
-  }
-})();
+C.main('bench-engine', { verify, sweep, bench }, E.saveIds);
 JS
 
 # ---- podman: a private configuration and the image ----
@@ -578,13 +364,8 @@ if [ "$PODMAN" = 1 ]; then
 fi
 
 # ---- header ----
-git_rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')
-git_dirty=$(git -C "$REPO" status --porcelain -- src native 2>/dev/null | wc -l)
-echo "tsrun (the engine) vs podman (runtime runc), runc and conmon: busybox, one interleaved run"
-echo "  date      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "  host      $(uname -sr), $(nproc) CPU, load average $(cut -d" " -f1-3 /proc/loadavg), cgroup $( [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] && echo v2 || echo "v1/hybrid")"
-echo "  tsrun     $LAUNCHER (commit $git_rev, $git_dirty changed file(s) in src/ native/; bundle sha256 $(sha256sum "${COPY}.cjs" | cut -c1-12))"
-echo "            run from a private copy: $COPY"
+bench_header "tsrun (the engine) vs podman (runtime runc), runc and conmon: busybox, --network none, one interleaved run"
+echo "            --network none on every run (not its default network, the bridge tsrun0)"
 echo "  runc      $RUNC ($("$RUNC" --version | head -1))"
 echo "  node      $NODE $("$NODE" --version) (the #! of the launcher)"
 if [ "$PODMAN" = 1 ]; then

@@ -38,52 +38,18 @@
 # nothing about them.
 set -euo pipefail
 
-die() { echo "bench-verbs: $*" >&2; exit 1; }
-
-RUNS=20
-WARMUP=3
-PODMAN=1
-KEEP=0
-while [ $# -gt 0 ]; do
-  case $1 in
-    --runs) [ $# -ge 2 ] || die "--runs needs a value"; RUNS=$2; shift 2 ;;
-    --runs=*) RUNS=${1#--runs=}; shift ;;
-    --warmup) [ $# -ge 2 ] || die "--warmup needs a value"; WARMUP=$2; shift 2 ;;
-    --warmup=*) WARMUP=${1#--warmup=}; shift ;;
-    --no-podman) PODMAN=0; shift ;;
-    --keep) KEEP=1; shift ;;
-    --quick) RUNS=5; WARMUP=1; shift ;;
-    -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
-  esac
-done
-[[ $RUNS =~ ^[0-9]+$ ]] && [ "$RUNS" -ge 5 ] || die "--runs must be an integer >= 5, got '$RUNS'"
-[[ $WARMUP =~ ^[0-9]+$ ]] || die "--warmup must be a non-negative integer, got '$WARMUP'"
-[ "$(id -u)" = 0 ] || die "must run as root (runc and tsrun-oci need it for a rootful container)"
-
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LAUNCHER=${TSRUN_OCI:-$REPO/dist/bin/tsrun-oci}
-[ -x "$LAUNCHER" ] && [ -f "${LAUNCHER}.cjs" ] || die "$LAUNCHER (and ${LAUNCHER}.cjs) not found: build first with 'cd $REPO && npm run build'"
-NODE=$(sed -n '1s/^#![[:space:]]*//p' "$LAUNCHER")
-[ -n "$NODE" ] && [ -x "${NODE%% *}" ] || die "cannot find the node of the #! line of $LAUNCHER (got '$NODE')"
-RUNC=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
-[ -x "$RUNC" ] || die "runc not found (apt-get install runc)"
-ADDON=$(cd "$(dirname "$LAUNCHER")/../.." && pwd)/build/Release/tsrun.node
-[ -n "${TSRUN_NATIVE:-}" ] && ADDON=$TSRUN_NATIVE
-[ -f "$ADDON" ] || die "native addon $ADDON not found: build first with 'cd $REPO && npm run build'"
-[ -f "$(dirname "$ADDON")/tsrun-init" ] || die "$(dirname "$ADDON")/tsrun-init not found: build first with 'cd $REPO && npm run build'"
-PODMAN_BIN=
-if [ "$PODMAN" = 1 ]; then
-  PODMAN_BIN=$(command -v podman) || die "podman not found (apt-get install podman, or pass --no-podman)"
-  command -v conmon >/dev/null || die "conmon not found (apt-get install conmon, or pass --no-podman)"
-fi
+# shellcheck source=scripts/lib/bench-common.sh
+. "$REPO/scripts/lib/bench-common.sh"
+RUNS_MIN=5
+bench_quick() { RUNS=5; WARMUP=1; }
+bench_args "runs warmup no-podman keep quick" "$@"
+bench_tools "${TSRUN_OCI:-$REPO/dist/bin/tsrun-oci}" "runc and tsrun-oci need it for a rootful container" # LAUNCHER NODE RUNC ADDON PODMAN_BIN
 
 # ---- where things go ----
 # FAST: a tmpfs, as /run is on a real host: the runtimes' --root, podman's runroot and tmp dir,
 # the runs' stdout/stderr files. WORK: a disk, as /var/lib is: bundles, the private copy,
 # podman's graphroot and config, samples.
-# shellcheck source=scripts/lib/bench-common.sh
-. "$REPO/scripts/lib/bench-common.sh"
 bench_fast_base
 FAST=$FAST_BASE/tsrun-bench-$$
 PREFIX=tbv$$
@@ -277,7 +243,7 @@ function bench() {
   const keys = Object.keys(samples);
   fs.writeFileSync(path.join(cfg.work, 'samples.tsv'), [`round\t${keys.join('\t')}`, ...samples.node.map((_, i) => [i + 1, ...keys.map((k) => samples[k][i].toFixed(3))].join('\t'))].join('\n') + '\n');
 
-  const f = (x, w = 7) => x.toFixed(1).padStart(w);
+  const f = (x, w = 7) => C.fmt(x, w);
   const nd = stats(samples.node);
   console.log(`${'wall ms'.padEnd(15)}|${'tsrun-oci'.padStart(22)}  |${'runc'.padStart(22)}  |${'tsrun/runc'.padStart(14)}  |${'tsrun - node -e 0'.padStart(18)}`);
   const sub = `${'min'.padStart(7)}${'median'.padStart(8)}${'p90'.padStart(7)}  `;
@@ -301,24 +267,22 @@ function bench() {
     const pr = stats(samples['podman runc']);
     console.log('');
     console.log(`podman run --rm --network none ${IMAGE} true (same rounds, interleaved), wall ms`);
-    console.log(`${''.padEnd(17)}${'min'.padStart(8)}${'median'.padStart(8)}${'p90'.padStart(8)}`);
-    console.log(`${'--runtime tsrun'.padEnd(17)}${f(pt.min, 8)}${f(pt.med, 8)}${f(pt.p90, 8)}`);
-    console.log(`${'--runtime runc'.padEnd(17)}${f(pr.min, 8)}${f(pr.med, 8)}${f(pr.p90, 8)}`);
+    const tbl = C.table(17, '');
+    console.log(tbl.head());
+    console.log(tbl.row('--runtime tsrun', pt));
+    console.log(tbl.row('--runtime runc', pr));
     console.log(`tsrun/runc  min ${(pt.min / pr.min).toFixed(2)}x   median ${(pt.med / pr.med).toFixed(2)}x   (tsrun - runc: median ${(pt.med - pr.med).toFixed(1)} ms)`);
     if (podmanSlow) console.log(`note: ${podmanSlow} time(s) podman's helpers (conmon, container cleanup) were still running 15 s after podman run returned`);
   }
   const caches = listDir(path.dirname(cfg.tsrun)).filter((e) => e.endsWith('.v8cache'));
   console.log('');
   console.log(`V8 code caches in the private copy after the runs: ${caches.length ? caches.join(' ') : 'none'}`);
-  for (const [what, set] of notes) for (const n of set) console.log(`note: ${what} printed on stderr (exit 0): ${n.split('\n').join(' | ').slice(0, 300)}`);
+  C.printNotes(notes);
 }
 
 function verify() {
   const { problems, roots } = leftovers();
-  if (problems.length) {
-    process.stderr.write(`bench-verbs: leftovers after the runs (removed by the cleanup that follows):\n  ${problems.join('\n  ')}\n`);
-    process.exit(1);
-  }
+  C.reportLeftovers('bench-verbs', problems);
   console.log(
     `leftovers: none (${roots} state roots empty; no cgroup named ${cfg.prefix}-*${cfg.podman ? ' or libpod-<our podman id>' : ''} under /sys/fs/cgroup, no mount under the work dirs, no process${cfg.podman ? ', no podman container or runtime state in /run/tsrun, /run/runc' : ''})`,
   );
@@ -345,22 +309,10 @@ function sweep() {
   C.sweepCgroups(forced, ourCgroups());
   C.sweepMounts(forced, mountsUnder([cfg.work, cfg.fast]));
   C.sweepHostPaths(forced, cfg.hostAbsent);
-  if (forced.length) {
-    process.stderr.write(`bench-verbs: cleanup had to remove:\n  ${forced.join('\n  ')}\n`);
-    process.exit(1);
-  }
+  C.reportSweep('bench-verbs', forced);
 }
 
-const mode = process.argv[2];
-try {
-  if (mode === 'verify') verify();
-  else if (mode === 'sweep') sweep();
-  else bench();
-} catch (e) {
-  if (!(e instanceof RunError)) throw e;
-  process.stderr.write(`\nbench-verbs: ${e.message}`);
-  process.exit(1);
-}
+C.main('bench-verbs', { verify, sweep, bench });
 JS
 
 # ---- podman: a private configuration and the image ----

@@ -1,9 +1,11 @@
 // Shared by the timers of scripts/bench-verbs.sh, bench-engine.sh and bench-network.sh (each
 // copies this file next to its timer.cjs in its work directory): timed commands, our processes,
-// cgroups, mounts and podman containers, the untimed wait for helpers, stats, the sweep steps of
-// the EXIT trap, and (bench-network.sh) snapshots of the host's network state.
+// cgroups, mounts and podman containers, the untimed wait for helpers, stats and their tables,
+// interleaved rounds, bulk starts (N at once), the sweep steps of the EXIT trap, the timers' main,
+// what the two engine benches share (engineBench), and (bench-network.sh) snapshots of the host's
+// network state.
 'use strict';
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -205,6 +207,179 @@ function stats(xs) {
   return { n: s.length, min: s[0], med: median(s), p90: quantile(s, 0.9), max: s[s.length - 1], mean: s.reduce((a, b) => a + b, 0) / s.length };
 }
 
+// ---- output ----
+const fmt = (x, w = 8) => x.toFixed(1).padStart(w);
+/** A min/median/p90 table: head() and row(name, stats), names padded to width, after indent. */
+function table(width, indent = '  ') {
+  return {
+    head: () => `${indent}${''.padEnd(width)}${'min'.padStart(8)}${'median'.padStart(8)}${'p90'.padStart(8)}`,
+    row: (name, s) => `${indent}${name.padEnd(width)}${fmt(s.min)}${fmt(s.med)}${fmt(s.p90)}`,
+  };
+}
+const goal = (r, g) => `goal: <= ${g.toFixed(2)} (${r <= g ? 'met' : 'not met'})`;
+/** '  tsrun/podman  min R   median R', and with g the goal on the median ratio. */
+const ratioLine = (name, a, b, g) => `  ${name}  min ${(a.min / b.min).toFixed(2)}   median ${(a.med / b.med).toFixed(2)}${g === undefined ? '' : `   ${goal(a.med / b.med, g)}`}`;
+const progress = (s) => process.stderr.isTTY && process.stderr.write(`\r\x1b[K  ${s}`);
+const progressEnd = () => process.stderr.isTTY && process.stderr.write('\r\x1b[K');
+/** The raw samples: a column per key of cols, a row per round. */
+function writeTsv(file, cols) {
+  const keys = Object.keys(cols);
+  const n = Math.max(...keys.map((k) => cols[k].length));
+  const lines = [`round\t${keys.join('\t')}`];
+  for (let i = 0; i < n; i++) lines.push([i + 1, ...keys.map((k) => (cols[k][i] ?? NaN).toFixed(3))].join('\t'));
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+}
+/** verify's end when something is left: the problems on stderr, exit status 1. */
+function reportLeftovers(name, problems) {
+  if (!problems.length) return;
+  process.stderr.write(`${name}: leftovers after the runs (removed by the cleanup that follows):\n  ${problems.join('\n  ')}\n`);
+  process.exit(1);
+}
+/** sweep's end when it had to remove something: what, on stderr, exit status 1. */
+function reportSweep(name, forced) {
+  if (!forced.length) return;
+  process.stderr.write(`${name}: cleanup had to remove:\n  ${forced.join('\n  ')}\n`);
+  process.exit(1);
+}
+/** The stderr of the successful runs (makeExec's notes), a line each. */
+function printNotes(notes) {
+  for (const [what, set] of notes) for (const n of set) console.log(`note: ${what} printed on stderr (exit 0): ${n.split('\n').join(' | ').slice(0, 300)}`);
+}
+
+// ---- interleaved rounds ----
+/** Odd rounds a first, even rounds b first. */
+const alternate = (a, b) => (i) => (i % 2 ? [a, b] : [b, a]);
+
+/**
+ * warmup untimed rounds, then runs timed ones; round i runs the sides in order(i), each followed
+ * by waitQuiet() (untimed). A side is { key, fn } and fn returns { ms, ...parts }. Returns
+ * { samples: key -> [ms], parts: 'key part' -> [ms], waits: key -> [ms waited], slow: how many
+ * times waitQuiet gave up }.
+ */
+function interleave({ title, sides, order, warmup, runs, waitQuiet: quiet }) {
+  const samples = Object.fromEntries(sides.map((s) => [s.key, []]));
+  const waits = Object.fromEntries(sides.map((s) => [s.key, []]));
+  const parts = {};
+  let slow = 0;
+  const one = (side, record) => {
+    const r = side.fn();
+    const w = quiet();
+    if (w < 0) slow++;
+    if (!record) return;
+    samples[side.key].push(r.ms);
+    if (w >= 0) waits[side.key].push(w);
+    for (const [k, v] of Object.entries(r)) if (k !== 'ms') (parts[`${side.key} ${k}`] ??= []).push(v);
+  };
+  for (let w = 1; w <= warmup; w++) {
+    progress(`${title}: warm-up ${w}/${warmup}`);
+    for (const s of order(w)) one(s, false);
+  }
+  for (let i = 1; i <= runs; i++) {
+    progress(`${title}: round ${i}/${runs}`);
+    for (const s of order(i)) one(s, true);
+  }
+  progressEnd();
+  return { samples, parts, waits, slow };
+}
+
+/** The median untimed waits of interleave's result r (names: key -> name), and the times it gave up. */
+function printWaits(r, names) {
+  const m = (k) => (r.waits[k].length ? `${stats(r.waits[k]).med.toFixed(0)} ms` : 'n/a');
+  console.log(`  (untimed wait after return until the helpers were gone, median: ${Object.entries(names).map(([k, n]) => `${n} ${m(k)}`).join(', ')})`);
+  if (r.slow) console.log(`  note: ${r.slow} time(s) helpers were still running 15 s after the command returned`);
+}
+
+// ---- N at once ----
+const howEnded = (x) => (x.error ? x.error.message : x.signal ? `killed by ${x.signal}` : `exit status ${x.status}`);
+
+/** Spawns every argv at once; resolves when all have exited: { ms, res: [{ status, signal, error }] }. */
+function spawnAll(argvs, stdios, env) {
+  return new Promise((resolve) => {
+    let left = argvs.length;
+    const res = new Array(argvs.length);
+    let t0;
+    const done = (i, r) => {
+      if (res[i]) return;
+      res[i] = r;
+      if (--left === 0) resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, res });
+    };
+    t0 = process.hrtime.bigint();
+    argvs.forEach(([file, ...args], i) => {
+      const c = spawn(file, args, { env, stdio: stdios[i], cwd: '/' });
+      c.on('error', (err) => done(i, { error: err }));
+      c.on('exit', (status, signal) => done(i, { status, signal }));
+    });
+  });
+}
+
+/**
+ * One bulk start of a client: n times argv (env) at once, stdout/stderr of #i in
+ * outDir/bulk-i.out and .err, timed from the first spawn until all returned; onStdout sees each
+ * stdout. Then, untimed: listRunning() (how many run), removeAll(), waitQuiet(). A RunError when
+ * the helpers outlive the removal by 15 s, when a run failed (with its stderr), or when not all n
+ * ran. Resolves to the ms.
+ */
+async function bulkStart({ side, n, label, argv, env, outDir, listRunning, removeAll, waitQuiet: quiet, onStdout = () => {} }) {
+  const fds = [];
+  const stdios = [];
+  const file = (i, ext) => path.join(outDir, `bulk-${i}.${ext}`);
+  for (let i = 0; i < n; i++) {
+    const o = fs.openSync(file(i, 'out'), 'w');
+    const er = fs.openSync(file(i, 'err'), 'w');
+    fds.push(o, er);
+    stdios.push(['ignore', o, er]);
+  }
+  let r;
+  try {
+    r = await spawnAll(Array.from({ length: n }, () => argv), stdios, env);
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
+  }
+  const failed = [];
+  r.res.forEach((x, i) => {
+    onStdout(fs.readFileSync(file(i, 'out'), 'utf8'));
+    if (x.error || x.status !== 0) failed.push(`#${i + 1}: ${howEnded(x)}: ${fs.readFileSync(file(i, 'err'), 'utf8').trim().slice(0, 500)}`);
+  });
+  const running = listRunning();
+  removeAll();
+  if (quiet() < 0) throw new RunError(`${side}: helpers still running 15 s after the removal of the bulk containers`);
+  if (failed.length) throw new RunError(`FAILED: ${label}: ${failed.length} of ${n} ${side} run -d failed:\n  ${failed.join('\n  ')}`);
+  if (running !== n) throw new RunError(`${label}: ${running} of ${n} ${side} containers running after all returned (ps -q)`);
+  return r.ms;
+}
+
+/**
+ * A section of bulk starts, two sides { key, col, name, start(n, label) -> Promise<ms> }: one
+ * untimed batch of 5 per side ('warm-up'), then `rounds` rounds of n ('bulk i'), the order
+ * alternating, 200 ms between (the host settles after the untimed removal). Writes the samples
+ * (columns col) to tsvFile; prints the table (rows name, with the median per container) and the
+ * ratio line (ratio, goal g when given).
+ */
+async function bulkSection({ title, n, rounds, sides: [a, b], tsvFile, tbl, ratio, g }) {
+  const s = { [a.key]: [], [b.key]: [] };
+  progress(`${title}: warm-up`);
+  await a.start(5, 'warm-up');
+  await b.start(5, 'warm-up');
+  for (let i = 1; i <= rounds; i++) {
+    progress(`${title}: round ${i}/${rounds}`);
+    for (const side of alternate(a, b)(i)) {
+      s[side.key].push(await side.start(n, `bulk ${i}`));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  progressEnd();
+  writeTsv(tsvFile, { [a.col]: s[a.key], [b.col]: s[b.key] });
+  const sa = stats(s[a.key]);
+  const sb = stats(s[b.key]);
+  console.log(tbl.head());
+  for (const [side, st] of [
+    [a, sa],
+    [b, sb],
+  ])
+    console.log(`${tbl.row(side.name, st)}   (median ${(st.med / n).toFixed(1)} ms per container)`);
+  console.log(ratioLine(ratio, sa, sb, g));
+}
+
 // ---- the sweep (EXIT trap): each step appends what it had to remove to forced ----
 function sweepStep(forced, name, fn) {
   try {
@@ -317,6 +492,146 @@ function sweepHostPaths(forced, hostAbsentFile) {
     if (absent.includes('/var/lib/containers/cache')) fs.rmSync('/var/lib/containers/cache', { recursive: true, force: true });
     for (const p of absent.filter((p) => !p.startsWith('/sys/fs/cgroup/') && p !== '/var/lib/containers/cache')) prune(p);
   });
+}
+
+// ---- the timers' main ----
+/**
+ * Runs modes[process.argv[2]] (modes.bench without one): a RunError ends it with its message
+ * (after onError, outside verify and sweep) and exit status 1; anything else is a bug and throws.
+ */
+function main(name, modes, onError = () => {}) {
+  const mode = process.argv[2];
+  (async () => {
+    try {
+      await (modes[mode] ?? modes.bench)();
+    } catch (e) {
+      if (!(e instanceof RunError)) throw e;
+      if (mode !== 'sweep' && mode !== 'verify') onError();
+      progressEnd();
+      process.stderr.write(`\n${name}: ${e.message}\n`);
+      process.exit(1);
+    }
+  })();
+}
+
+// ---- what bench-engine.sh and bench-network.sh share ----
+/**
+ * cfg (BENCH_CFG): tsrun (the private copy), runc, podman ('' for none), work, prefix. The work
+ * dir: out/ (the runs' output files), tsrun-root and tsrun-run (tsrun's --root/--runroot),
+ * podman/ (containers.conf, storage.conf, tmp/events.log), tsrun-ids (the tsrun ids seen, for
+ * the EXIT trap). Returns the timed commands (exec, ts, pd), what they printed on stderr (notes),
+ * the tsrun ids (tsIds, saveIds, loadIds; finish() prints the notes and saves the ids), the finders of what is ours: processes (the work
+ * dir or the prefix in their command line or environment, a tsrun-monitor with an fd in the work
+ * dir, a process in a cgroup of our containers), the untimed waitQuiet (no helper of ours:
+ * conmon, podman cleanup, CNI plugins, tsrun monitors; -1 after 15 s), cgroups, mounts, runc
+ * state of our podman containers in /run/runc (podman passes no --root); leftovers() (the
+ * common checks for verify, after loadIds) and sweepContainers() (loadIds, then the first steps
+ * of the sweep; returns its list of what had to be removed) and sweepHost(forced) (its next ones).
+ */
+function engineBench(cfg) {
+  const env = cleanEnv();
+  const W = (...p) => path.join(cfg.work, ...p);
+  const podmanEnv = podmanEnvOf(env, W('podman'), W('podman', 'tmp'));
+  const TS = [cfg.tsrun, '--root', W('tsrun-root'), '--runroot', W('tsrun-run')];
+  const notes = new Map(); // what -> Set of stderr texts of successful runs
+  const tsIds = new Set(); // every tsrun container id seen (for the cgroup check)
+  const exec = makeExec({ outDir: W('out'), env, notes });
+  const pd = (args, o = {}) => exec([cfg.podman, ...args], { env: podmanEnv, ...o });
+  const ts = (args, o = {}) => exec([...TS, ...args], o);
+  const pdIds = () => podmanIds(W('podman', 'tmp', 'events.log'));
+  const procs = ({ cgroups = true } = {}) =>
+    ourProcs({
+      needles: [cfg.work, cfg.prefix],
+      dirs: [cfg.work],
+      cgroups,
+      cgNeedles: cgroups ? [`/${cfg.prefix}-`, ...[...tsIds].map((id) => `/tsrun/${id}`), ...[...pdIds()].map((id) => `/libpod-${id}`)] : [],
+    });
+  const quiet = () => waitQuiet(() => procs({ cgroups: false }));
+  const cgroups = () => ourCgroups({ prefix: cfg.prefix, tsIds, pdIds: pdIds() });
+  const mounts = () => mountsUnder([cfg.work]);
+  const podmanStateLeft = () => runtimeStateLeft(pdIds(), [['/run/runc', cfg.runc]]).map((s) => s.entry);
+  function tsrunLeft() {
+    const r = ts(['ps', '-aq', '--no-trunc'], { what: null, mayFail: true });
+    return r.ok ? { ids: r.stdout.split('\n').filter(Boolean) } : { error: r.stderr.trim() || `exit status ${r.status}` };
+  }
+  const saveIds = () => fs.writeFileSync(W('tsrun-ids'), `${[...tsIds].join('\n')}\n`);
+  const finish = () => {
+    printNotes(notes);
+    saveIds();
+  };
+  function loadIds() {
+    try {
+      for (const id of fs.readFileSync(W('tsrun-ids'), 'utf8').split('\n').filter(Boolean)) tsIds.add(id);
+    } catch {}
+  }
+  /** tsrun and podman containers, runc state of podman's, mounts, processes, cgroups: one line each. */
+  function leftovers() {
+    loadIds();
+    const problems = [];
+    const t = tsrunLeft();
+    if (t.error) problems.push(`tsrun ps -aq failed: ${t.error}`);
+    else if (t.ids.length) problems.push(`tsrun containers left (ps -a): ${t.ids.join(' ')}`);
+    if (cfg.podman) {
+      const r = pd(['ps', '-aq'], { what: null, mayFail: true });
+      if (!r.ok) problems.push(`podman ps -aq failed: ${r.stderr.trim()}`);
+      else if (r.stdout.trim()) problems.push(`podman containers left: ${r.stdout.trim().split('\n').join(' ')}`);
+      for (const s of podmanStateLeft()) problems.push(`runc state /run/runc/${s} of a podman container`);
+    }
+    for (const m of mounts()) problems.push(`mount left: ${m}`);
+    for (const p of procs()) problems.push(`process left: ${p.pid} ${p.cmd}`);
+    for (const c of cgroups()) problems.push(`cgroup left: ${c}`);
+    return problems;
+  }
+  /** The sweep's first steps: tsrun's containers (rm -f), then podman's (sweepPodman). Returns forced. */
+  function sweepContainers() {
+    loadIds();
+    const forced = [];
+    sweepStep(forced, 'tsrun containers', () => {
+      if (!fs.existsSync(W('tsrun-root'))) return;
+      const t = tsrunLeft();
+      if (t.error) forced.push(`tsrun ps -aq failed: ${t.error}`);
+      else if (t.ids.length) {
+        forced.push(`tsrun containers: ${t.ids.join(' ')}`);
+        for (const id of t.ids) tsIds.add(id);
+        const r = ts(['rm', '-f', ...t.ids], { what: null, mayFail: true, timeout: 300_000 });
+        if (!r.ok) forced.push(`tsrun rm -f failed: ${r.stderr.trim()}`);
+      }
+    });
+    if (cfg.podman && fs.existsSync(W('podman', 'containers.conf'))) {
+      sweepPodman(forced, { podman: cfg.podman, podmanEnv, env, pdIds, roots: [['/run/runc', cfg.runc]] });
+    }
+    return forced;
+  }
+  /** The sweep's next steps, once no container is left: processes, cgroups, mounts. */
+  function sweepHost(forced) {
+    sweepProcs(forced, procs);
+    sweepCgroups(forced, cgroups());
+    sweepMounts(forced, mounts());
+  }
+  return {
+    env,
+    W,
+    podmanEnv,
+    TS,
+    notes,
+    tsIds,
+    exec,
+    pd,
+    ts,
+    podmanIds: pdIds,
+    ourProcs: procs,
+    waitQuiet: quiet,
+    ourCgroups: cgroups,
+    mountsUnder: mounts,
+    podmanStateLeft,
+    tsrunLeft,
+    saveIds,
+    loadIds,
+    finish,
+    leftovers,
+    sweepContainers,
+    sweepHost,
+  };
 }
 
 // ---- the host's network state (bench-network.sh) ----
@@ -478,6 +793,25 @@ module.exports = {
   quantile,
   median,
   stats,
+  fmt,
+  table,
+  goal,
+  ratioLine,
+  progress,
+  progressEnd,
+  writeTsv,
+  printNotes,
+  reportLeftovers,
+  reportSweep,
+  alternate,
+  interleave,
+  printWaits,
+  howEnded,
+  spawnAll,
+  bulkStart,
+  bulkSection,
+  main,
+  engineBench,
   sweepStep,
   sweepPodman,
   sweepProcs,

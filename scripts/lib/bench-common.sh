@@ -1,9 +1,26 @@
 # shellcheck shell=bash
 # Sourced by scripts/bench-verbs.sh, bench-engine.sh and bench-network.sh: what their set-up
-# shares. The caller defines die() and, for the traps, KEEP, NODE, TIMER and cfg_json(); its
-# timer (a .cjs in the work directory) requires ./bench-common.cjs, copied there by
-# bench_timer_lib.
+# shares. The caller defines, for the traps, NODE, TIMER and cfg_json(); its timer (a .cjs in
+# the work directory) requires ./bench-common.cjs, copied there by bench_timer_lib.
 #
+#   die MESSAGE                     "<script name without .sh>: MESSAGE" on stderr, exit status 1
+#   bench_args OPTIONS ARGS...      the command line. OPTIONS: the options the script takes, among
+#                                   runs bulk-runs warmup (RUNS, BULK_RUNS, WARMUP; --opt N or
+#                                   --opt=N; defaults 20, 3, 3), no-podman (PODMAN=0, else 1), keep
+#                                   (KEEP=1, else 0), quick (calls bench_quick: RUNS=5 BULK_RUNS=1
+#                                   unless the script defines its own after sourcing this). Then
+#                                   checks them: RUNS an integer >= RUNS_MIN (default 3), BULK_RUNS
+#                                   >= 1, WARMUP >= 0. -h/--help prints the script's header comment
+#                                   (from line 2 to `set -euo`)
+#   bench_tools LAUNCHER WHY_ROOT   root (or die: must run as root (WHY_ROOT)), the build and the
+#                                   tools: LAUNCHER and LAUNCHER.cjs; sets LAUNCHER, NODE (its #!
+#                                   line), RUNC (RUNC or runc on PATH), ADDON (build/Release/tsrun.node
+#                                   beside the tree, or TSRUN_NATIVE; with tsrun-init next to it),
+#                                   PODMAN_BIN (podman, with conmon; empty when PODMAN=0)
+#   bench_tsrun_load ARCHIVE        `${TS[@]} load -i ARCHIVE -t localhost/busybox:latest` (log in WORK)
+#   bench_header TITLE [HOST_EXTRA] the first lines of the printed header: TITLE, date, host (with
+#                                   HOST_EXTRA), tsrun (LAUNCHER: commit, changes in src/ native/,
+#                                   the bundle's sha256) and its private copy COPY
 #   bench_fast_base                 FAST_BASE=/run when it is a tmpfs (as on a real host), else /dev/shm
 #   bench_note_host_paths FILE      the host paths the clients may create outside our dirs, absent now
 #                                   (put back at the end by the sweep, when still empty)
@@ -22,6 +39,87 @@
 #                                   [engine] and [engine.runtimes]; then podman_ runs podman on it
 #   bench_podman_load ARCHIVE       podman load of the OCI archive, tagged localhost/busybox:latest;
 #                                   sets PODMAN_LOADED (the name podman gave it)
+
+die() { echo "$(basename "$0" .sh): $*" >&2; exit 1; }
+
+bench_quick() { RUNS=5; BULK_RUNS=1; }
+
+bench_args() { # OPTIONS ARGS...
+  local opts=" $1 " o
+  shift
+  RUNS=20 BULK_RUNS=3 WARMUP=3 PODMAN=1 KEEP=0
+  BENCH_OPTS=$opts
+  while [ $# -gt 0 ]; do
+    o=${1%%=*}
+    o=${o#--}
+    case $1 in
+      -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+      --*) [[ $opts == *" $o "* ]] || die "unknown argument: $1 (see --help)" ;;
+      *) die "unknown argument: $1 (see --help)" ;;
+    esac
+    case $1 in
+      --runs|--bulk-runs|--warmup)
+        [ $# -ge 2 ] || die "$1 needs a value"
+        bench_set_count "$o" "$2"; shift 2 ;;
+      --runs=*|--bulk-runs=*|--warmup=*) bench_set_count "$o" "${1#*=}"; shift ;;
+      --no-podman) PODMAN=0; shift ;;
+      --keep) KEEP=1; shift ;;
+      --quick) bench_quick; shift ;;
+      *) die "unknown argument: $1 (see --help)" ;;
+    esac
+  done
+  local min=${RUNS_MIN:-3}
+  { [[ $RUNS =~ ^[0-9]+$ ]] && [ "$RUNS" -ge "$min" ]; } || die "--runs must be an integer >= $min, got '$RUNS'"
+  [[ $opts != *" bulk-runs "* ]] || { [[ $BULK_RUNS =~ ^[0-9]+$ ]] && [ "$BULK_RUNS" -ge 1 ]; } ||
+    die "--bulk-runs must be an integer >= 1, got '$BULK_RUNS'"
+  [[ $WARMUP =~ ^[0-9]+$ ]] || die "--warmup must be a non-negative integer, got '$WARMUP'"
+}
+bench_set_count() { # OPTION VALUE
+  case $1 in
+    runs) RUNS=$2 ;;
+    bulk-runs) BULK_RUNS=$2 ;;
+    warmup) WARMUP=$2 ;;
+  esac
+}
+
+bench_tools() { # LAUNCHER WHY_ROOT
+  local launcher=$1 hint=
+  [ "$(id -u)" = 0 ] || die "must run as root ($2)"
+  LAUNCHER=$launcher
+  [[ ${BENCH_OPTS:-} != *" no-podman "* ]] || hint=", or pass --no-podman"
+  { [ -x "$launcher" ] && [ -f "${launcher}.cjs" ]; } || die "$launcher (and ${launcher}.cjs) not found: build first with 'cd $REPO && npm run build'"
+  NODE=$(sed -n '1s/^#![[:space:]]*//p' "$launcher")
+  { [ -n "$NODE" ] && [ -x "${NODE%% *}" ]; } || die "cannot find the node of the #! line of $launcher (got '$NODE')"
+  RUNC=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
+  [ -x "$RUNC" ] || die "runc not found (apt-get install runc)"
+  ADDON=$(cd "$(dirname "$launcher")/../.." && pwd)/build/Release/tsrun.node
+  [ -z "${TSRUN_NATIVE:-}" ] || ADDON=$TSRUN_NATIVE
+  [ -f "$ADDON" ] || die "native addon $ADDON not found: build first with 'cd $REPO && npm run build'"
+  [ -f "$(dirname "$ADDON")/tsrun-init" ] || die "$(dirname "$ADDON")/tsrun-init not found: build first with 'cd $REPO && npm run build'"
+  PODMAN_BIN=
+  if [ "${PODMAN:-1}" = 1 ]; then
+    PODMAN_BIN=$(command -v podman) || die "podman not found (apt-get install podman$hint)"
+    command -v conmon >/dev/null || die "conmon not found (apt-get install conmon$hint)"
+  fi
+}
+
+bench_tsrun_load() { # ARCHIVE
+  if ! env -u NODE_EXTRA_CA_CERTS "${TS[@]}" load -i "$1" -t localhost/busybox:latest >"$WORK/tsrun-load.log" 2>&1; then
+    cat "$WORK/tsrun-load.log" >&2
+    die "tsrun load of $1 failed (output above)"
+  fi
+}
+
+bench_header() { # TITLE [HOST_EXTRA]
+  local rev dirty
+  rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')
+  dirty=$(git -C "$REPO" status --porcelain -- src native 2>/dev/null | wc -l)
+  echo "$1"
+  echo "  date      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "  host      $(uname -sr), $(nproc) CPU, load average $(cut -d" " -f1-3 /proc/loadavg), cgroup $( [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] && echo v2 || echo "v1/hybrid")${2:+, $2}"
+  echo "  tsrun     $LAUNCHER (commit $rev, $dirty changed file(s) in src/ native/; bundle sha256 $(sha256sum "${COPY}.cjs" | cut -c1-12))"
+  echo "            run from a private copy: $COPY"
+}
 
 bench_fast_base() {
   if [ "$(stat -f -c %T /run)" = tmpfs ]; then FAST_BASE=/run
