@@ -48,7 +48,8 @@ static Napi::Value JsNewNetns(const Napi::CallbackInfo& info) {
   int status = 0;
   while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR) {
   }
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : EINTR;
+  // Killed before it said (a signal): it may have mounted; undo both steps.
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : (0x80 | EINTR);
   if (code != 0) {
     if (code & 0x80) umount2(path.c_str(), MNT_DETACH);
     unlink(path.c_str());

@@ -131,8 +131,11 @@ export async function runStep(
   } finally {
     closeSync(nullFd);
     if (created || ctx.runtime.store.ids().includes(id)) await runtimeDelete(ctx.runtime, id, true).catch(() => undefined);
-    if (ownNs) await ctx.networks.tearDown(id);
-    fs.remove();
+    try {
+      if (ownNs) await ctx.networks.tearDown(id);
+    } finally {
+      fs.remove();
+    }
   }
 }
 

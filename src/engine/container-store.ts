@@ -57,6 +57,8 @@ export interface ContainerRecord {
   anonymousVolumes: string[];
   /** Published ports (bridge networks), host ports chosen at create. */
   ports?: PortMapping[];
+  /** Indexes of `ports` whose host port tsrun chose (-p PORT, -P): chosen again at a start if taken. */
+  chosenPorts?: number[];
   monitor?: { pid: number; startTime: string };
   startedAt?: string;
   restartCount: number;

@@ -21,6 +21,8 @@ import type { EngineContext } from './context.js';
 import { STOP_TIMEOUT } from './defaults.js';
 import { addHostLine, writeEtcFiles } from './etc-files.js';
 import { planPorts } from './network-setup.js';
+import { validateDnsName } from '../network/conflist.js';
+import { isIPv4 } from '../network/ipv4.js';
 import { resolveExecUser } from './exec-user.js';
 import { findLocalImage, type LocalImage } from './image-lookup.js';
 import { type DeviceRequest, type MountRequest, parseDeviceFlag, parseMountFlag, parseTmpfsFlag, parseVolumeFlag } from './mount-flags.js';
@@ -226,13 +228,30 @@ function userString(r: CreateRequest, image: ImageConfigBody): string {
 /** Everything but the process: the record, the rootfs, volumes, config.json. */
 /** Bad input changes nothing: limits this host cannot apply and a bad seccomp profile are refused before anything exists. */
 function checkBeforeCreate(ctx: EngineContext, r: CreateRequest): Seccomp | undefined {
-  for (const n of r.intent.networks ?? []) ctx.networks.store.need(n.name);
+  for (const n of r.intent.networks ?? []) {
+    ctx.networks.store.need(n.name);
+    for (const a of n.aliases) validateDnsName(a);
+  }
   for (const h of r.intent.addHosts ?? []) addHostLine(h, '0.0.0.0');
+  checkResolvFlags(r.intent);
   const resources = resourcesFromIntent(r.intent);
   if (resources) planCgroup(ctx.runtime, { ociVersion: '1.2.0', linux: { resources } }, 'check');
   const seccomp = seccompFor(r, capabilitySet(r.intent, boundingSet()));
   if (seccomp) compileSeccompCached(seccomp, seccompCacheDir(ctx.runtime));
   return seccomp;
+}
+
+/** --dns must be addresses, --dns-search and --dns-option single words: each is one resolv.conf token. */
+function checkResolvFlags(i: CreateRequest['intent']): void {
+  for (const d of i.dns ?? []) {
+    if (!isIPv4(d) && !/^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$/.test(d)) throw new TsrunError('ERR_INVALID_ARGUMENT', `--dns ${JSON.stringify(d)}: not an IP address`);
+  }
+  for (const [flag, list] of [
+    ['--dns-search', i.dnsSearch],
+    ['--dns-option', i.dnsOptions],
+  ] as const) {
+    for (const v of list ?? []) if (!/^\S+$/.test(v)) throw new TsrunError('ERR_INVALID_ARGUMENT', `${flag} ${JSON.stringify(v)}: one word, no spaces`);
+  }
 }
 
 export async function createContainer(ctx: EngineContext, r: CreateRequest): Promise<ContainerRecord> {
@@ -312,7 +331,9 @@ export async function createContainer(ctx: EngineContext, r: CreateRequest): Pro
       spec.process!.args = [INIT_PATH, '--', ...spec.process!.args!];
     }
     spec.annotations = { 'io.tsrun.container.name': rec.name, 'io.tsrun.image': img.ref };
-    rec.ports = planPorts(ctx, r.intent, image.ExposedPorts);
+    const published = planPorts(ctx, r.intent, image.ExposedPorts);
+    rec.ports = published.ports;
+    if (published.chosen.length) rec.chosenPorts = published.chosen;
     const i = r.intent;
     const etc = {
       hostname: spec.hostname!,

@@ -13,7 +13,7 @@ import { mark } from '../util/timing.js';
 import type { ContainerRecord } from './container-store.js';
 import { containerState } from './container-state.js';
 import type { EngineContext } from './context.js';
-import { isBridged, startNetworking, stopNetworking } from './network-setup.js';
+import { startNetworking, stopNetworking } from './network-setup.js';
 import { killMonitor, type MonitorHandle, monitorSpawner, sendMonitor } from './monitor.js';
 
 export interface LaunchOptions {
@@ -39,10 +39,10 @@ async function clearPreviousRun(ctx: EngineContext, rec: ContainerRecord): Promi
   rmSync(join(ctx.containers.dir(rec.id), MONITOR_FILES.exit), { force: true });
 }
 
-/** The monitor's command at the container's exit: --rm removes it; a bridged one gives its network back. */
+/** The monitor's command at the container's exit: --rm removes it; otherwise its network (and namespace) go back. */
 function exitCommand(ctx: EngineContext, rec: ContainerRecord): string[] | undefined {
   if (rec.autoRemove) return [...ctx.self, 'container', 'cleanup', '--rm', rec.id];
-  if (isBridged(rec)) return [...ctx.self, 'container', 'cleanup', rec.id];
+  if (rec.intent.network !== 'host') return [...ctx.self, 'container', 'cleanup', rec.id]; // its namespace goes
   return undefined;
 }
 

@@ -51,11 +51,15 @@ function refuseHeld(mappings: PortMapping[], heldBy: (m: PortMapping) => string 
   }
 }
 
-/** -p and -P -> portmap entries, with chosen ports filled in; a port held on the host is refused. */
-export function planPorts(ctx: EngineContext, intent: CreateIntent, exposed: Record<string, unknown> | undefined): PortMapping[] {
+/**
+ * -p and -P -> portmap entries, with chosen ports filled in, and the indexes of the entries
+ * whose host port tsrun chose (a start picks those again if they were taken meanwhile, as
+ * docker does); a port held on the host is refused.
+ */
+export function planPorts(ctx: EngineContext, intent: CreateIntent, exposed: Record<string, unknown> | undefined): { ports: PortMapping[]; chosen: number[] } {
   const explicit: PortSpec[] = (intent.publish ?? []).flatMap((v) => parsePublish(v));
   const specs = intent.publishAll ? [...explicit, ...publishAll(exposed, explicit)] : explicit;
-  if (specs.length === 0) return [];
+  if (specs.length === 0) return { ports: [], chosen: [] };
   if (intent.network !== 'bridge') {
     throw new TsrunError('ERR_INVALID_ARGUMENT', `-p/-P publish ports of a bridge network; --network ${intent.network} has none`, {
       hint: intent.network === 'host' ? 'with --network host the container’s ports are the host’s already' : 'drop --network none',
@@ -71,7 +75,31 @@ export function planPorts(ctx: EngineContext, intent: CreateIntent, exposed: Rec
   const heldBy = portHolders(ctx);
   const mappings = assignHostPorts(specs, (port, protocol, hostIP) => heldBy({ hostPort: port, protocol, hostIP, containerPort: 0 }) === undefined);
   refuseHeld(mappings, heldBy);
-  return mappings;
+  return { ports: mappings, chosen: specs.flatMap((s, i) => (s.hostPort === 0 ? [i] : [])) };
+}
+
+/** At start: a chosen port someone took since is chosen again; a named one still held is refused. */
+function refreshPorts(ctx: EngineContext, rec: ContainerRecord): void {
+  const heldBy = portHolders(ctx, rec.id);
+  const chosen = new Set(rec.chosenPorts ?? []);
+  const ports = [...(rec.ports ?? [])];
+  ports.forEach((m, i) => {
+    if (!chosen.has(i) || heldBy(m) === undefined) return;
+    const others = ports.filter((_, j) => j !== i);
+    const spec: PortSpec = {
+      hostIP: m.hostIP,
+      hostPort: 0,
+      containerPort: m.containerPort,
+      protocol: m.protocol,
+      source: `-p ${m.containerPort}/${m.protocol}`,
+    };
+    ports[i] = assignHostPorts([spec], (port, protocol, hostIP) => {
+      const cand = { hostPort: port, protocol, hostIP, containerPort: 0 };
+      return heldBy(cand) === undefined && !others.some((o) => clashes(o, cand));
+    })[0]!;
+  });
+  refuseHeld(ports, heldBy);
+  rec.ports = ports;
 }
 
 /** The networks' view for /etc: addresses without prefix, eth0's first; dnsname's name servers. */
@@ -121,7 +149,7 @@ export async function startNetworking(ctx: EngineContext, rec: ContainerRecord):
     return;
   }
   // Ports chosen at create may have been taken since (another container started, a host server).
-  if (rec.ports?.length) refuseHeld(rec.ports, portHolders(ctx, rec.id));
+  if (rec.ports?.length) refreshPorts(ctx, rec);
   const atts = await ctx.networks.setUp({
     id: rec.id,
     name: rec.name,

@@ -2,7 +2,7 @@
 // what `inspect`, `ps` and `port` show of a container's networks. The CNI work is the
 // network subsystem's (src/network/manager.ts); this file knows containers.
 import { existsSync } from 'node:fs';
-import { bridgeNameFor, DEFAULT_NETWORK_NAME, usedCidrsFromIp } from '../network/conflist.js';
+import { bridgeNameFor, DEFAULT_NETWORK_NAME, usedCidrsFromIp, validateDnsName } from '../network/conflist.js';
 import type { Attachment } from '../network/manager.js';
 import { formatPortMapping, type PortMapping } from '../network/ports.js';
 import type { Network } from '../network/store.js';
@@ -51,6 +51,15 @@ export function containersOn(ctx: EngineContext, name: string): ContainerRecord[
   return ctx.containers.all().filter((c) => isBridged(c) && (c.intent.networks ?? []).some((n) => n.name === name));
 }
 
+/**
+ * Attachments whose container is gone: a build step killed mid-RUN, a record removed by hand.
+ * Nothing else would ever DEL them, and they would keep the network "in use" for good.
+ */
+async function reapOrphans(ctx: EngineContext, name: string): Promise<void> {
+  const known = new Set([...ctx.containers.ids(), ...ctx.runtime.store.ids()]);
+  for (const id of ctx.networks.users(name)) if (!known.has(id)) await ctx.networks.tearDown(id);
+}
+
 export async function removeNetwork(ctx: EngineContext, name: string): Promise<void> {
   ctx.networks.store.need(name);
   // Its bridge (tsrun0) and its address store (/run/tsrun/ipam/tsrun) are the host's: every
@@ -65,6 +74,7 @@ export async function removeNetwork(ctx: EngineContext, name: string): Promise<v
       hint: `remove them first (\`tsrun rm -f ${users.map((c) => c.name).join(' ')}\`), or \`tsrun network disconnect ${name} CONTAINER\``,
     });
   }
+  await reapOrphans(ctx, name);
   await ctx.networks.removeNetwork(name);
 }
 
@@ -73,6 +83,7 @@ export async function pruneNetworks(ctx: EngineContext): Promise<string[]> {
   const removed: string[] = [];
   for (const n of ctx.networks.store.all()) {
     if (n.name === DEFAULT_NETWORK_NAME || containersOn(ctx, n.name).length > 0) continue;
+    await reapOrphans(ctx, n.name);
     await ctx.networks.removeNetwork(n.name);
     removed.push(n.name);
   }
@@ -87,6 +98,7 @@ function isRunning(ctx: EngineContext, rec: ContainerRecord): boolean {
 /** `network connect`: recorded for the next start; a running container is attached now. */
 export async function connectContainer(ctx: EngineContext, network: string, ref: string, aliases: string[]): Promise<void> {
   ctx.networks.store.need(network);
+  for (const a of aliases) validateDnsName(a, '--alias');
   if (aliases.length && network === DEFAULT_NETWORK_NAME) {
     throw new TsrunError('ERR_INVALID_ARGUMENT', '--alias needs a user-defined network: the default network resolves no names');
   }

@@ -114,6 +114,18 @@ export function validateNetworkName(name: string): void {
   }
 }
 
+/**
+ * A name dnsname will serve (--network-alias): DNS labels of letters, digits and inner
+ * hyphens, dot-separated, 253 characters at most. dnsname writes names into dnsmasq's hosts
+ * file a line per container, so a space or newline would add names or records of its own.
+ */
+export function validateDnsName(name: string, flag = '--network-alias'): void {
+  const label = '[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?';
+  if (name.length > 253 || !new RegExp(`^${label}(\\.${label})*$`).test(name)) {
+    throw new TsrunError('ERR_INVALID_ARGUMENT', `${flag} ${JSON.stringify(name)}: not a DNS name (letters, digits, inner hyphens, dot-separated labels)`);
+  }
+}
+
 /** A Linux interface name: 1-15 characters of [a-zA-Z0-9_.-], not "." or "..". */
 export function validateBridgeName(name: string, flag = 'bridge name'): void {
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(name) || name === '.' || name === '..') {

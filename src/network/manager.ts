@@ -117,8 +117,7 @@ export class Networking {
   }
 
   private async attach(req: SandboxRequest, n: NetworkRequestOf, ifName: string, ports: PortMapping[]): Promise<Attachment> {
-    const net = this.store.need(n.name);
-    const capabilityArgs: Record<string, unknown> = { aliases: { [net.name]: [...new Set(n.aliases)] } };
+    const capabilityArgs: Record<string, unknown> = { aliases: { [n.name]: [...new Set(n.aliases)] } };
     if (ports.length > 0) capabilityArgs['portMappings'] = ports;
     const rt = {
       containerId: req.id,
@@ -131,8 +130,9 @@ export class Networking {
       ] as Array<[string, string]>,
       capabilityArgs,
     };
-    const result = await this.store.withNetworkLock(net.name, true, () => addNetworkList(net.list, rt, this.cni));
-    return { network: net.name, ifName, result };
+    // Read under the lock: a `network rm` that ran meanwhile is a clean "no such network".
+    const result = await this.store.withNetworkLock(n.name, true, () => addNetworkList(this.store.need(n.name).list, rt, this.cni));
+    return { network: n.name, ifName, result };
   }
 
   /** DEL every attachment (idempotent), then the namespace. */
@@ -145,10 +145,14 @@ export class Networking {
         errors.push(e as Error);
       }
     }
-    try {
-      this.removeNetns(id);
-    } catch (e) {
-      errors.push(e as Error);
+    // Only when every DEL went through: a DEL retried without the namespace cannot find the
+    // bridge plugin's masquerade chain (cni-exec.ts), so a failed one keeps it for `rm -f`.
+    if (errors.length === 0) {
+      try {
+        this.removeNetns(id);
+      } catch (e) {
+        errors.push(e as Error);
+      }
     }
     if (errors.length > 0) {
       const e = errors[0] instanceof TsrunError ? errors[0] : wrap(errors[0], 'tear down the container network');

@@ -142,7 +142,7 @@ export class NetworkStore {
     }
   }
 
-  /** Run `fn` holding the network's lock: shared for ADDs, exclusive for DEL and teardown. */
+  /** Run `fn` holding the network's lock: shared for ADD and DEL, exclusive for `network rm`. */
   async withNetworkLock<T>(name: string, shared: boolean, fn: () => Promise<T>): Promise<T> {
     mkdirSync(this.lockDir, { recursive: true, mode: 0o700 });
     const fd = this.lock(join(this.lockDir, `${name}.lock`), `network ${name}`, shared);

@@ -197,4 +197,33 @@ describe.skipIf(!!skip)('tsrun published ports and addresses over a container’
       rmSync(ctxDir, { recursive: true, force: true });
     }
   });
+
+  it('a foreground run without --rm gives its address and namespace back when it exits', async () => {
+    const r = await e.tsrun(['run', '--name', 'fg', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0']);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toMatch(/inet 10\.87\./);
+    const id = await idOf('fg');
+    expect(ipamFilesOf('tsrun', id)).toEqual([]);
+    expect(existsSync(path.join(e.runRoot, 'netns', id))).toBe(false);
+    expect(readdirSync(path.join(e.runRoot, 'networks', 'cache')).filter((f) => f.includes(id))).toEqual([]);
+    await ok(['rm', 'fg']);
+  });
+
+  it('a host port tsrun chose (-p 80) and someone took meanwhile is chosen again at the next start', async () => {
+    await ok(['create', '--name', 'repick', '-p', '127.0.0.1::80', 'busybox', 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    const first = Number((await ok(['port', 'repick', '80/tcp'])).stdout.trim().split(':')[1]);
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(first, '127.0.0.1', () => r()));
+    try {
+      await ok(['start', 'repick']);
+      const second = Number((await ok(['port', 'repick', '80/tcp'])).stdout.trim().split(':')[1]);
+      expect(second).not.toBe(first);
+      expect(await listening('repick')).toBe(true);
+      const id = await idOf('repick');
+      expect(await get(second, '/hostname')).toBe(`${id.slice(0, 12)}\n`);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+      await ok(['rm', '-f', 'repick']);
+    }
+  });
 });

@@ -72,8 +72,11 @@ async function foreground(ctx: EngineContext, rec: ContainerRecord): Promise<num
     const status = await waitForExit(ctlFd);
     native.close(ctlFd);
     ctlFd = -1;
-    if (status !== undefined) return status;
-    return containerState(ctx, ctx.containers.read(rec.id)).exitCode;
+    const code = status ?? containerState(ctx, ctx.containers.read(rec.id)).exitCode;
+    // The monitor runs no exit command while a CLI is attached: the network (and the overlay)
+    // go back here; --rm removes the container in the caller.
+    if (!rec.autoRemove) await cleanupContainer(ctx, rec.id, false);
+    return code;
   } finally {
     for (const s of signals) process.off(s, onSignal);
     process.stdout.off('resize', onResize);

@@ -81,19 +81,23 @@ function evaluate(expr: string, v: Value): string {
 /** Render `template` for one value. */
 export function renderTemplate(template: string, v: Value): string {
   const t = template.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
-  // range blocks first (not nested), each body rendered with the element as dot
-  const ranged = t.replace(/\{\{-?\s*range\s+(.*?)\s*-?\}\}([\s\S]*?)\{\{-?\s*end\s*-?\}\}/g, (_, expr: string, body: string) => {
-    const over = value(expr, v);
-    const items = Array.isArray(over)
-      ? over
-      : over !== null && typeof over === 'object'
-        ? Object.keys(over as Record<string, unknown>)
-            .sort()
-            .map((k) => (over as Record<string, unknown>)[k])
-        : [];
-    return items.map((item) => renderTemplate(body, item)).join('');
-  });
-  return ranged.replace(/\{\{-?\s*(.*?)\s*-?\}\}/g, (_, expr: string) => evaluate(expr, v));
+  // One pass: a range block (not nested; its body rendered with the element as dot) or an
+  // action. Output is never scanned again, so data that looks like {{…}} stays data.
+  return t.replace(
+    /\{\{-?\s*range\s+(.*?)\s*-?\}\}([\s\S]*?)\{\{-?\s*end\s*-?\}\}|\{\{-?\s*(.*?)\s*-?\}\}/g,
+    (_, expr?: string, body?: string, action?: string) => {
+      if (expr === undefined) return evaluate(action ?? '', v);
+      const over = value(expr, v);
+      const items = Array.isArray(over)
+        ? over
+        : over !== null && typeof over === 'object'
+          ? Object.keys(over as Record<string, unknown>)
+              .sort()
+              .map((k) => (over as Record<string, unknown>)[k])
+          : [];
+      return items.map((item) => renderTemplate(body ?? '', item)).join('');
+    },
+  );
 }
 
 /** `table ...` templates: a header row from the field names, then one row per value, aligned. */

@@ -53,3 +53,9 @@ describe('templates docker users write for networks', () => {
     expect(renderTemplate('a{{range .L}}[{{.}}]{{end}}b', { L: [] })).toBe('ab');
   });
 });
+
+describe('data is never template text', () => {
+  it('a value that looks like an action is printed as it is', () => {
+    expect(renderTemplate('{{.A}} {{range .L}}{{.}}{{end}}', { A: '{{.B}}', B: 'no', L: ['{{.B}}'] })).toBe('{{.B}} {{.B}}');
+  });
+});

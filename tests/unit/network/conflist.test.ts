@@ -16,6 +16,7 @@ import {
   validateGateway,
   validateNetworkName,
   validateSubnet,
+  validateDnsName,
 } from '../../../src/network/conflist.js';
 import { cidrsOverlap, formatCidr, intToIp, ipToInt, parseCidr } from '../../../src/network/ipv4.js';
 import { TsrunError } from '../../../src/util/errors.js';
@@ -205,5 +206,14 @@ describe('buildConflist', () => {
     expect(() => networkFromConflist({ cniVersion: '1.0.0', name: 'x', plugins: [{ type: 'bridge', bridge: 'b', ipam: { type: 'dhcp' } }] })).toThrow(
       /host-local/,
     );
+  });
+});
+
+describe('validateDnsName (--network-alias)', () => {
+  it('takes DNS names', () => {
+    for (const n of ['web', 'web-1', 'a.b.c', 'X9']) expect(() => validateDnsName(n)).not.toThrow();
+  });
+  it('refuses what would add lines or names to dnsmasq’s hosts file', () => {
+    for (const n of ['a b', 'a\n10.0.0.9\tweb', '-a', 'a-', 'a..b', '', 'a_b']) expect(() => validateDnsName(n)).toThrow(/--network-alias .*not a DNS name/);
   });
 });
