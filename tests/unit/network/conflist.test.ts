@@ -20,16 +20,7 @@ import {
 } from '../../../src/network/conflist.js';
 import { cidrsOverlap, formatCidr, intToIp, ipToInt, parseCidr } from '../../../src/network/ipv4.js';
 import { TsrunError } from '../../../src/util/errors.js';
-
-function errorOf(f: () => unknown): TsrunError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TsrunError);
-    return e as TsrunError;
-  }
-  throw new Error('did not throw');
-}
+import { errorOf } from '../../helpers/error-of.js';
 
 describe('ipv4', () => {
   it('converts both ways, unsigned', () => {

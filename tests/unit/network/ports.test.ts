@@ -2,19 +2,9 @@
 // port free" question is a predicate the tests answer from a set.
 import { describe, expect, it } from 'vitest';
 import { assignHostPorts, formatPortMapping, type PortIsFree, parsePublish, publishAll } from '../../../src/network/ports.js';
-import { TsrunError } from '../../../src/util/errors.js';
+import { errorOf } from '../../helpers/error-of.js';
 
 const strip = (specs: ReturnType<typeof parsePublish>) => specs.map(({ source: _s, ...rest }) => rest);
-
-function errorOf(f: () => unknown): TsrunError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TsrunError);
-    return e as TsrunError;
-  }
-  throw new Error('did not throw');
-}
 
 describe('parsePublish', () => {
   it('containerPort alone: a chosen host port on every address, tcp by default', () => {
